@@ -1,0 +1,106 @@
+// attn/tensor/tensor.hpp: Tensor<Scalar, Rank>, the owning counterpart of TensorView: contiguous,
+// row-major, SIMD-aligned storage that hands out views of itself.
+#ifndef ATTN_TENSOR_TENSOR_HPP
+#define ATTN_TENSOR_TENSOR_HPP
+
+#include <initializer_list>
+#include <type_traits>
+
+#include "attn/config.hpp"
+#include "attn/tensor/shape.hpp"
+#include "attn/tensor/tensor_view.hpp"
+
+namespace attn {
+
+/// An owning, contiguous, row-major tensor. Storage is an Eigen vector, so it is aligned for
+/// Eigen's vectorised kernels. Elements start at zero.
+template <typename Scalar, int Rank>
+class Tensor {
+  static_assert(!std::is_const_v<Scalar>, "Tensor owns its elements; use a mutable Scalar type.");
+  static_assert(Rank >= 1, "Tensor needs a rank of at least 1.");
+
+ public:
+  using value_type = Scalar;
+  static constexpr int rank = Rank;
+
+  Tensor() = default;
+
+  /// A zero-filled tensor. @throws ShapeError if an extent is negative.
+  explicit Tensor(const Shape<Rank>& shape) : Tensor(shape, Scalar(0)) {}
+
+  /// A tensor filled with `value`. @throws ShapeError if an extent is negative.
+  Tensor(const Shape<Rank>& shape, Scalar value) : shape_(shape) {
+    detail::check_extents(shape_, "Tensor");
+    storage_.setConstant(attn::numel(shape_), value);
+  }
+
+  /// A tensor with the given elements in row-major order, as PyTorch prints them.
+  /// @throws ShapeError if the number of values differs from the shape's element count.
+  Tensor(const Shape<Rank>& shape, std::initializer_list<Scalar> values) : Tensor(shape) {
+    if (static_cast<Index>(values.size()) != numel()) {
+      throw ShapeError(detail::concat("Tensor: shape ", to_string(shape_), " holds ", numel(),
+                                      " elements but ", values.size(), " values were given"));
+    }
+    Index i = 0;
+    for (Scalar value : values) storage_[i++] = value;
+  }
+
+  /// A contiguous copy of any view of the same rank (its strides may be anything).
+  explicit Tensor(const TensorView<const Scalar, Rank>& source) : Tensor(source.shape()) {
+    Index flat = 0;
+    copy_from(source, 0, 0, flat);
+  }
+
+  TensorView<Scalar, Rank> view() { return {data(), shape_}; }
+  TensorView<const Scalar, Rank> view() const { return {data(), shape_}; }
+  operator TensorView<Scalar, Rank>() { return view(); }  // NOLINT(google-explicit-constructor)
+  operator TensorView<const Scalar, Rank>() const {       // NOLINT(google-explicit-constructor)
+    return view();
+  }
+
+  Scalar* data() { return storage_.data(); }
+  const Scalar* data() const { return storage_.data(); }
+  const Shape<Rank>& shape() const { return shape_; }
+  Index size(int dim) const { return shape_[detail::normalize_dim(dim, Rank, "size")]; }
+  Index numel() const { return static_cast<Index>(storage_.size()); }
+
+  template <typename... Indices>
+  Scalar& operator()(Indices... indices) {
+    return view()(indices...);
+  }
+  template <typename... Indices>
+  const Scalar& operator()(Indices... indices) const {
+    return view()(indices...);
+  }
+
+  /// Bounds-checked access. @throws IndexError.
+  template <typename... Indices>
+  Scalar& at(Indices... indices) {
+    return view().at(indices...);
+  }
+  template <typename... Indices>
+  const Scalar& at(Indices... indices) const {
+    return view().at(indices...);
+  }
+
+  void fill(Scalar value) { storage_.setConstant(value); }
+
+ private:
+  void copy_from(const TensorView<const Scalar, Rank>& source, int dim, Index offset, Index& flat) {
+    for (Index i = 0; i < source.shape()[dim]; ++i) {
+      const Index at = offset + i * source.strides()[dim];
+      if (dim + 1 == Rank) {
+        storage_[flat++] = source.data()[at];
+      } else {
+        copy_from(source, dim + 1, at, flat);
+      }
+    }
+  }
+
+  Shape<Rank> shape_{};
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> storage_;
+};
+
+}  // namespace attn
+
+#endif  // ATTN_TENSOR_TENSOR_HPP

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages attn's build, tests, examples and benchmarks need, only those that
+# are missing. Uses sudo when not root. Safe to run again.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ clang clang-format pkg-config
+  libeigen3-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  sudo="sudo"
+fi
+echo "attn: installing missing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
