@@ -1,58 +1,97 @@
-// The attn demo: a guided tour of what the library holds so far, on the book's six-token input
-// "Your journey starts with one step" (chapter 3, section 3.3).
+// The attn demo: a walk up the attention ladder of "Build a Large Language Model (From
+// Scratch)", chapter 3, on the book's six-token input "Your journey starts with one step".
+// With the book's seeds, each rung prints the numbers the book prints.
 #include <attn/attn.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
 namespace {
 
+// Prints a 2-D view the way PyTorch prints a tensor, four decimals.
 template <typename T>
-void print_matrix(const char* title, const attn::TensorView<T, 2>& view) {
-  std::printf("%s  shape %s  strides %s\n", title, attn::to_string(view.shape()).c_str(),
-              attn::to_string(view.strides()).c_str());
+void print(const char* title, const attn::TensorView<T, 2>& view) {
+  std::printf("%s %s\ntensor([", title, attn::to_string(view.shape()).c_str());
   for (attn::Index i = 0; i < view.size(0); ++i) {
-    std::printf("  [");
+    std::printf("%s[", i ? ",\n        " : "");
     for (attn::Index j = 0; j < view.size(1); ++j) {
       std::printf("%s%7.4f", j ? ", " : "", static_cast<double>(view(i, j)));
     }
-    std::printf("]\n");
+    std::printf("]");
   }
+  std::printf("])\n\n");
+}
+
+attn::Tensor<float, 3> batch_of_two(const attn::Tensor<float, 2>& inputs) {
+  attn::Tensor<float, 3> batch({2, inputs.size(0), inputs.size(1)});
+  for (attn::Index i = 0; i < inputs.numel(); ++i) {
+    batch.data()[i] = batch.data()[i + inputs.numel()] = inputs.data()[i];
+  }
+  return batch;
 }
 
 }  // namespace
 
 int main() {
-  std::printf("attn %d.%d.%d: header-only tensor views and attention on Eigen %d.%d.%d\n\n",
+  std::printf("attn %d.%d.%d on Eigen %d.%d.%d: the attention ladder of chapter 3\n\n",
               ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR, ATTN_VERSION_PATCH, EIGEN_WORLD_VERSION,
               EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
 
-  // One 3-d embedding per token, the book's `inputs` tensor.
   const attn::Tensor<float, 2> inputs({6, 3}, {0.43f, 0.15f, 0.89f,    // Your
                                                0.55f, 0.87f, 0.66f,    // journey
                                                0.57f, 0.85f, 0.64f,    // starts
                                                0.22f, 0.58f, 0.33f,    // with
                                                0.77f, 0.25f, 0.10f,    // one
                                                0.05f, 0.80f, 0.55f});  // step
-  print_matrix("inputs", inputs.view());
+  print("inputs", inputs.view());
 
-  // Views cost nothing: the transpose and the slice below share the tensor's memory.
-  print_matrix("\ninputs.T (a view)", attn::transpose(inputs.view(), 0, 1));
-  print_matrix("\ntokens 1..3 (a view)", attn::slice(inputs.view(), 0, 1, 4));
+  std::printf("== 3.3 Simplified self-attention: softmax(x x^T) x, no weights\n");
+  attn::Tensor<float, 2> weights({6, 6});
+  const auto simplified = attn::simplified_self_attention(inputs.view(), weights.view());
+  print("attn_weights", weights.view());
+  print("all_context_vecs (book row 1: [0.4421, 0.5931, 0.5790])", simplified.view());
 
-  // Eigen works on the same memory: the attention scores x . x^T of section 3.3.1.
-  const auto x = attn::as_matrix(inputs.view());
-  attn::Tensor<float, 2> scores({6, 6});
-  attn::as_matrix(scores.view()).noalias() = x * x.transpose();
-  print_matrix("\nattention scores inputs @ inputs.T (Eigen GEMM on the views)", scores.view());
+  std::printf("== 3.4 Trainable self-attention, scaled by 1/sqrt(d_out)\n");
+  const attn::SelfAttentionV1<float> sa_v1(3, 2, attn::Generator(123));
+  print("SelfAttentionV1, seed 123 (book: [[0.2996, 0.8053], ...])",
+        sa_v1.forward(inputs.view()).view());
+  const attn::SelfAttentionV2<float> sa_v2(3, 2, false, attn::Generator(789));
+  print("SelfAttentionV2, seed 789 (book: [[-0.0739, 0.0713], ...])",
+        sa_v2.forward(inputs.view()).view());
 
-  // The multi-head split (B, T, H*D) -> (B, H, T, D), again a view.
-  const auto batch = attn::reshape<3>(inputs.view(), attn::Shape<3>{2, 3, 3});
-  attn::Tensor<float, 3> wide({1, 6, 4});
-  for (attn::Index i = 0; i < wide.numel(); ++i) wide.data()[i] = static_cast<float>(i);
-  const auto heads = attn::split_heads(wide.view(), 2);
-  std::printf("\nreshape (6, 3) -> %s; split_heads (1, 6, 4) -> %s with strides %s\n",
-              attn::to_string(batch.shape()).c_str(), attn::to_string(heads.shape()).c_str(),
-              attn::to_string(heads.strides()).c_str());
-  print_matrix("head 1 of the split", attn::select(attn::select(heads, 0, 0), 0, 1));
+  std::printf("== 3.5 Causal attention on a batch of two, context_length 6\n");
+  const auto batch = batch_of_two(inputs);
+  const attn::CausalAttention<float> ca(3, 2, 6, 0.0f, false, attn::Generator(123));
+  const auto causal = ca.forward(batch.view());
+  std::printf("context_vecs.shape: %s\n", attn::to_string(causal.shape()).c_str());
+  print("context_vecs[0], seed 123 (book: [[-0.4519, 0.2216], ...])",
+        attn::select(causal.view(), 0, 0));
+
+  std::printf("== 3.6 Multi-head attention\n");
+  const attn::MultiHeadAttentionWrapper<float> wrapper(3, 2, 6, 0.0f, 2, false,
+                                                       attn::Generator(123));
+  print("MultiHeadAttentionWrapper, 2 heads, seed 123: context_vecs[0]",
+        attn::select(wrapper.forward(batch.view()).view(), 0, 0));
+  const attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
+  print("MultiHeadAttention, 2 heads, seed 123 (book: [[0.3190, 0.4858], ...]): context_vecs[0]",
+        attn::select(mha.forward(batch.view()).view(), 0, 0));
+  const attn::MultiHeadAttentionCombinedQKV<float> fused(3, 2, 6, 0.0f, 2);
+  print("MultiHeadAttentionCombinedQKV, 2 heads (its own random weights): context_vecs[0]",
+        attn::select(fused.forward(batch.view()).view(), 0, 0));
+
+  std::printf("== Exercise 3.3: a GPT-2 small sized MultiHeadAttention(768, 768, 1024, 0.0, 12)\n");
+  attn::MultiHeadAttention<float> gpt2(768, 768, 1024, 0.0f, 12);
+  gpt2.eval();
+  std::printf("parameters: %ld (book: 2,360,064)\n",
+              static_cast<long>(attn::parameter_count(gpt2)));
+  attn::Tensor<float, 3> x({1, 1024, 768});
+  attn::Generator generator(0);
+  for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = generator.uniform<float>();
+  const auto start = std::chrono::steady_clock::now();
+  const auto out = gpt2.forward(x.view());
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::printf("forward of (1, 1024, 768), causal, float32, reference kernel: %.1f ms -> %s\n", ms,
+              attn::to_string(out.shape()).c_str());
   return 0;
 }

@@ -1,0 +1,96 @@
+// attn/detail/causal_core.hpp: what CausalAttention, MultiHeadAttention and
+// MultiHeadAttentionCombinedQKV share once their projections are done: the configuration
+// checks, train/eval mode, the dropout generator, the book's `mask` buffer entry, and the call
+// into the shared kernel with the heads as strided views. Private: users never include this.
+#ifndef ATTN_DETAIL_CAUSAL_CORE_HPP
+#define ATTN_DETAIL_CAUSAL_CORE_HPP
+
+#include <string>
+
+#include "attn/config.hpp"
+#include "attn/detail/validate.hpp"
+#include "attn/kernels/dropout.hpp"
+#include "attn/kernels/scaled_dot_product_attention.hpp"
+#include "attn/layers/state_dict.hpp"
+#include "attn/random/generator.hpp"
+#include "attn/tensor/view_ops.hpp"
+
+namespace attn::detail {
+
+template <typename Scalar>
+class CausalCore {
+ public:
+  /// @throws std::invalid_argument naming the first bad hyper-parameter and its value.
+  CausalCore(const char* who, Index d_in, Index d_out, Index context_length, Scalar dropout,
+             Index num_heads)
+      : who_(who),
+        d_in_(d_in),
+        d_out_(d_out),
+        context_length_(context_length),
+        dropout_(dropout),
+        num_heads_(num_heads) {
+    require_positive(who, "d_in", d_in);
+    require_positive(who, "d_out", d_out);
+    require_positive(who, "context_length", context_length);
+    require_positive(who, "num_heads", num_heads);
+    if (d_out % num_heads != 0) {
+      throw std::invalid_argument(
+          concat(who, ": d_out (", d_out, ") must be divisible by num_heads (", num_heads, ")"));
+    }
+    validate_dropout(dropout, who);
+  }
+
+  Index d_in() const { return d_in_; }
+  Index d_out() const { return d_out_; }
+  Index context_length() const { return context_length_; }
+  Scalar dropout() const { return dropout_; }
+  Index num_heads() const { return num_heads_; }
+  Index head_dim() const { return d_out_ / num_heads_; }
+  bool is_training() const { return training_; }
+  void set_training(bool training) { training_ = training; }
+  Generator& dropout_generator() const { return dropout_generator_; }
+
+  /// @throws ShapeError unless x is (B, T, d_in) with T <= context_length.
+  void check_input(const Shape<3>& x) const {
+    require_features(who_, x, d_in_, "d_in");
+    require_context(who_, x[1], context_length_);
+  }
+
+  /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
+  /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
+  template <typename QT, typename KT, typename VT>
+  void attend(const TensorView<QT, 3>& queries, const TensorView<KT, 3>& keys,
+              const TensorView<VT, 3>& values, const TensorView<Scalar, 3>& context) const {
+    AttentionOptions<Scalar> options;
+    options.mask = Mask::causal();
+    options.dropout = dropout_;
+    options.training = training_;
+    options.generator = &dropout_generator_;
+    scaled_dot_product_attention(split_heads(queries, num_heads_), split_heads(keys, num_heads_),
+                                 split_heads(values, num_heads_), split_heads(context, num_heads_),
+                                 options);
+  }
+
+  /// The book registers triu(ones(context_length, context_length), 1) as buffer `mask`.
+  template <typename Visitor>
+  void visit_mask(Visitor&& visit, const std::string& prefix) const {
+    visit(StateEntry<Scalar>{prefix + "mask",
+                             {context_length_, context_length_},
+                             nullptr,
+                             StateEntry<Scalar>::Kind::causal_mask});
+  }
+
+ private:
+  const char* who_;
+  Index d_in_, d_out_, context_length_;
+  Scalar dropout_;
+  Index num_heads_;
+  bool training_ = true;  // PyTorch modules start in training mode
+  // Training-mode forward draws dropout masks from here: it is the one piece of state a const
+  // forward changes, which is why only eval-mode forward is thread-safe.
+  mutable Generator dropout_generator_;
+};
+
+}  // namespace attn::detail
+
+#endif  // ATTN_DETAIL_CAUSAL_CORE_HPP

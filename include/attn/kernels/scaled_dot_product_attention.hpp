@@ -1,0 +1,186 @@
+// attn/kernels/scaled_dot_product_attention.hpp: the one masked scaled-dot-product attention
+// kernel that every rung of the ladder calls (Vaswani et al., 2017, eq. 1):
+//
+//     out = dropout(softmax(mask(scale * q k^T))) v
+//
+// Shape letters, used in every kernel comment:
+//   B batch, H heads (any leading dims, written "..."), T query tokens, S key/value tokens,
+//   D query/key head dim, Dv value head dim.
+//
+// This is the reference path: it materialises the (T, S) scores per (batch, head) and runs the
+// five numbered stages in order, as the book does. It is the oracle any faster path is tested
+// against.
+#ifndef ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
+#define ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
+
+#include <cmath>
+#include <optional>
+#include <type_traits>
+
+#include "attn/config.hpp"
+#include "attn/kernels/dropout.hpp"
+#include "attn/kernels/mask.hpp"
+#include "attn/kernels/softmax.hpp"
+#include "attn/random/generator.hpp"
+#include "attn/tensor/eigen_interop.hpp"
+#include "attn/tensor/tensor_view.hpp"
+
+namespace attn {
+
+/// What the kernel does besides the dot products.
+template <typename Scalar>
+struct AttentionOptions {
+  /// Which keys each query may not see; `true` = masked out.
+  Mask mask = Mask::none();
+  /// Multiplies q k^T; unset means 1 / sqrt(D). The simplified rung passes 1.
+  std::optional<Scalar> scale;
+  /// Probability of dropping an attention weight, applied only when `training` is true.
+  Scalar dropout = Scalar(0);
+  bool training = false;
+  /// Draws the dropout mask; required when training with dropout > 0.
+  Generator* generator = nullptr;
+};
+
+namespace detail {
+
+template <int Rank>
+void check_same_leading(const Shape<Rank>& expected, const Shape<Rank>& actual, const char* name) {
+  for (int d = 0; d + 2 < Rank; ++d) {
+    if (expected[d] != actual[d]) {
+      throw ShapeError(concat("scaled_dot_product_attention: ", name, " has shape ",
+                              to_string(actual), " but q has shape ", to_string(expected),
+                              "; the leading (batch, head) dims must match"));
+    }
+  }
+}
+
+/// All the checks of the kernel's public entry point, in one place.
+template <typename Scalar, int Rank>
+Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shape<Rank>& v,
+                          const Shape<Rank>& out, const Shape<Rank>* weights,
+                          const AttentionOptions<Scalar>& options) {
+  constexpr const char* who = "scaled_dot_product_attention";
+  check_same_leading<Rank>(q, k, "k");
+  check_same_leading<Rank>(q, v, "v");
+  check_same_leading<Rank>(q, out, "out");
+  const Index T = q[Rank - 2], D = q[Rank - 1], S = k[Rank - 2], Dv = v[Rank - 1];
+  if (k[Rank - 1] != D) {
+    throw ShapeError(concat(who, ": q has head dim ", D, " but k has head dim ", k[Rank - 1],
+                            " (q ", to_string(q), ", k ", to_string(k), ")"));
+  }
+  if (v[Rank - 2] != S) {
+    throw ShapeError(concat(who, ": k has ", S, " tokens but v has ", v[Rank - 2], " (k ",
+                            to_string(k), ", v ", to_string(v), ")"));
+  }
+  if (out[Rank - 2] != T || out[Rank - 1] != Dv) {
+    throw ShapeError(concat(who, ": out has shape ", to_string(out), " but must end in (", T, ", ",
+                            Dv, ") (T, Dv)"));
+  }
+  if (weights != nullptr) {
+    check_same_leading<Rank>(q, *weights, "weights");
+    if ((*weights)[Rank - 2] != T || (*weights)[Rank - 1] != S) {
+      throw ShapeError(concat(who, ": weights has shape ", to_string(*weights),
+                              " but must end in (", T, ", ", S, ") (T, S)"));
+    }
+  }
+  options.mask.check_shape(T, S, who);
+  validate_dropout(options.dropout, who);
+  if (options.training && options.dropout > Scalar(0) && options.generator == nullptr) {
+    throw std::invalid_argument(
+        concat(who, ": dropout (", options.dropout, ") in training mode needs a Generator"));
+  }
+  const Scalar scale =
+      options.scale.has_value() ? *options.scale : Scalar(1) / std::sqrt(static_cast<Scalar>(D));
+  if (!std::isfinite(scale)) {
+    throw std::invalid_argument(concat(who, ": scale (", scale, ") must be finite"));
+  }
+  return scale;
+}
+
+/// The (T, X) matrix of a rank-R view at leading position `flat` (row-major over leading dims).
+template <typename T, int Rank>
+TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
+  Index offset = 0;
+  for (int d = Rank - 3; d >= 0; --d) {
+    offset += (flat % view.shape()[d]) * view.strides()[d];
+    flat /= view.shape()[d];
+  }
+  return TensorView<T, 2>(view.data() + offset, {view.shape()[Rank - 2], view.shape()[Rank - 1]},
+                          {view.strides()[Rank - 2], view.strides()[Rank - 1]});
+}
+
+template <int Rank>
+Index leading_count(const Shape<Rank>& shape) {
+  Index count = 1;
+  for (int d = 0; d + 2 < Rank; ++d) count *= shape[d];
+  return count;
+}
+
+}  // namespace detail
+
+/// Masked scaled-dot-product attention over views, the reference path.
+///
+/// For every leading (batch, head) position:
+///   out = dropout(softmax(mask(scale * q k^T))) v
+/// T may differ from S (cross-attention). Views may be strided (heads from `split_heads`, slices
+/// of a fused projection) as long as each (tokens, dim) block has unit-stride columns.
+///
+/// Masked logits are -inf. A query whose keys are all masked gets a zero output row (and zero
+/// weights); PyTorch returns NaN there. Dropout (inverted) applies to the weights in training
+/// mode only; returned weights are after dropout, as nn.MultiheadAttention returns them.
+///
+/// @param q       (..., T, D)
+/// @param k       (..., S, D)
+/// @param v       (..., S, Dv)
+/// @param out     (..., T, Dv), written (not accumulated). Must not overlap the inputs.
+/// @param options mask, scale (default 1/sqrt(D)), dropout and training flag, generator.
+/// @param weights optional (..., T, S) output of the attention weights; an empty view skips it.
+/// @throws ShapeError if the shapes disagree (the message names the argument and the shapes),
+///         std::invalid_argument for a bad dropout or scale, or for dropout without a Generator.
+template <typename QT, typename KT, typename VT, typename Scalar, int Rank>
+void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& k,
+                                  const TensorView<VT, Rank>& v,
+                                  const TensorView<Scalar, Rank>& out,
+                                  const AttentionOptions<Scalar>& options = {},
+                                  const TensorView<Scalar, Rank>& weights = {}) {
+  static_assert(Rank >= 2, "scaled_dot_product_attention needs (..., tokens, dim) views.");
+  static_assert(std::is_same_v<std::remove_const_t<QT>, Scalar> &&
+                    std::is_same_v<std::remove_const_t<KT>, Scalar> &&
+                    std::is_same_v<std::remove_const_t<VT>, Scalar>,
+                "scaled_dot_product_attention: q, k, v and out must share one element type.");
+  static_assert(!std::is_const_v<Scalar>, "scaled_dot_product_attention writes to out.");
+  const bool want_weights = weights.data() != nullptr || weights.numel() != 0;
+  const Shape<Rank>& weights_shape = weights.shape();
+  const Scalar scale =
+      detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(),
+                                               want_weights ? &weights_shape : nullptr, options);
+
+  const Index T = q.shape()[Rank - 2];
+  const Index S = k.shape()[Rank - 2];
+  const bool apply_dropout = options.training && options.dropout > Scalar(0);
+  RowMatrix<Scalar> scores(T, S);  // reused for every (batch, head): no allocation in the loop
+  const Index count = detail::leading_count<Rank>(q.shape());
+  for (Index n = 0; n < count; ++n) {
+    const auto Q = as_matrix(detail::leading_matrix(q, n));
+    const auto K = as_matrix(detail::leading_matrix(k, n));
+    const auto V = as_matrix(detail::leading_matrix(v, n));
+    auto O = as_matrix(detail::leading_matrix(out, n));
+
+    // 1. scores = scale * q k^T: how well each query matches each key.
+    scores.noalias() = scale * (Q * K.transpose());
+    // 2. mask: forbidden query/key pairs get -inf, so the softmax gives them zero weight.
+    options.mask.apply(scores);
+    // 3. softmax over the keys: each query's weights are positive and sum to 1.
+    detail::softmax_rows_inplace(scores);
+    // 4. dropout on the weights (training only).
+    if (apply_dropout) detail::dropout_inplace(scores, options.dropout, *options.generator);
+    // 5. weighted sum of the values.
+    O.noalias() = scores * V;
+
+    if (want_weights) as_matrix(detail::leading_matrix(weights, n)) = scores;
+  }
+}
+
+}  // namespace attn
+
+#endif  // ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP

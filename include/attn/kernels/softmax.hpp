@@ -1,0 +1,79 @@
+// attn/kernels/softmax.hpp: row-wise softmax, stage 3 of the shared attention kernel.
+//
+// `softmax` subtracts each row's maximum before exponentiating, so logits of any size give
+// finite weights. `softmax_naive` is the book's first version, exp(x) / sum(exp(x)): readable,
+// but it overflows for logits above ~88 (float) and gives NaN for a row of -inf. Only the stable
+// one is used by the kernels.
+#ifndef ATTN_KERNELS_SOFTMAX_HPP
+#define ATTN_KERNELS_SOFTMAX_HPP
+
+#include <limits>
+#include <type_traits>
+
+#include "attn/config.hpp"
+#include "attn/tensor/eigen_interop.hpp"
+#include "attn/tensor/tensor_view.hpp"
+
+namespace attn {
+namespace detail {
+
+/// Stable softmax of every row of an Eigen matrix, in place. A row whose logits are all -inf
+/// (every key masked out) becomes all zeros rather than 0/0 = NaN. NaN logits give a NaN row.
+template <typename Derived>
+void softmax_rows_inplace(Eigen::MatrixBase<Derived>& rows) {
+  using Scalar = typename Derived::Scalar;
+  if (rows.cols() == 0) return;
+  for (Index i = 0; i < rows.rows(); ++i) {
+    auto row = rows.row(i);
+    const Scalar max = row.maxCoeff();
+    if (max == -std::numeric_limits<Scalar>::infinity()) {
+      row.setZero();
+      continue;
+    }
+    row = (row.array() - max).exp().matrix();
+    row /= row.sum();
+  }
+}
+
+template <typename In, typename Out>
+void check_softmax_shapes(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out,
+                          const char* who) {
+  static_assert(std::is_same_v<std::remove_const_t<In>, Out>,
+                "softmax: logits and out must have the same element type.");
+  if (logits.shape() != out.shape()) {
+    throw ShapeError(concat(who, ": out has shape ", to_string(out.shape()),
+                            " but logits have shape ", to_string(logits.shape())));
+  }
+}
+
+}  // namespace detail
+
+/// Numerically stable softmax over the last dimension of a 2-D view:
+/// out[i, j] = exp(x[i, j] - max_j x[i, :]) / sum_j exp(x[i, j] - max_j x[i, :]).
+/// `out` may be the same memory as `logits`. A fully masked (all -inf) row gives zeros.
+/// @param logits (rows, cols), any strides Eigen can map (unit-stride columns).
+/// @param out    (rows, cols), written.
+/// @throws ShapeError if the shapes differ or a view cannot be mapped.
+template <typename In, typename Out>
+void softmax(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out) {
+  detail::check_softmax_shapes(logits, out, "softmax");
+  auto result = as_matrix(out);
+  result = as_matrix(logits);
+  detail::softmax_rows_inplace(result);
+}
+
+/// The book's first softmax, exp(x) / sum(exp(x)) per row, without the max subtraction.
+/// Unstable: overflows to inf/NaN for large logits and gives NaN for an all -inf row.
+/// Kept for teaching; attention never uses it.
+/// @throws ShapeError if the shapes differ or a view cannot be mapped.
+template <typename In, typename Out>
+void softmax_naive(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out) {
+  detail::check_softmax_shapes(logits, out, "softmax_naive");
+  auto result = as_matrix(out);
+  result = as_matrix(logits).array().exp().matrix();
+  for (Index i = 0; i < result.rows(); ++i) result.row(i) /= result.row(i).sum();
+}
+
+}  // namespace attn
+
+#endif  // ATTN_KERNELS_SOFTMAX_HPP

@@ -1,0 +1,155 @@
+// attn/layers/linear.hpp: Linear, y = x W^T + b, PyTorch's nn.Linear: the projection every
+// trainable rung of the ladder is built from.
+#ifndef ATTN_LAYERS_LINEAR_HPP
+#define ATTN_LAYERS_LINEAR_HPP
+
+#include <cmath>
+#include <string>
+
+#include "attn/config.hpp"
+#include "attn/detail/validate.hpp"
+#include "attn/layers/state_dict.hpp"
+#include "attn/random/generator.hpp"
+#include "attn/tensor/eigen_interop.hpp"
+#include "attn/tensor/tensor.hpp"
+#include "attn/tensor/view_ops.hpp"
+
+namespace attn {
+
+/// A fully connected layer with PyTorch's layout and initialisation.
+///
+/// `weight` is (out_features, in_features), as nn.Linear stores it, so a PyTorch state_dict
+/// loads unchanged. Initialisation matches nn.Linear's: weight, then bias, each drawn
+/// U(-1/sqrt(in_features), 1/sqrt(in_features)) in row-major order from the generator.
+template <typename ScalarType>
+class Linear {
+ public:
+  using Scalar = ScalarType;
+
+  /// Initialises from `generator` (a fresh Generator with PyTorch's default seed if omitted).
+  /// @throws std::invalid_argument if a feature count is not positive.
+  Linear(Index in_features, Index out_features, bool bias = true,
+         Generator&& generator = Generator())
+      : Linear(in_features, out_features, bias, static_cast<Generator&>(generator)) {}
+
+  Linear(Index in_features, Index out_features, bool bias, Generator& generator)
+      : in_features_(validated(in_features, "in_features")),
+        out_features_(validated(out_features, "out_features")),
+        has_bias_(bias),
+        weight_({out_features, in_features}),
+        bias_({bias ? out_features : 0}) {
+    const Scalar bound = Scalar(1) / std::sqrt(static_cast<Scalar>(in_features));
+    for (Index i = 0; i < weight_.numel(); ++i) {
+      weight_.data()[i] = generator.uniform<Scalar>(-bound, bound);
+    }
+    for (Index i = 0; i < bias_.numel(); ++i) {
+      bias_.data()[i] = generator.uniform<Scalar>(-bound, bound);
+    }
+  }
+
+  /// Training/eval mode, as nn.Module has it. This layer behaves the same in both.
+  void train(bool training = true) { training_ = training; }
+  void eval() { training_ = false; }
+  bool is_training() const { return training_; }
+
+  Index in_features() const { return in_features_; }
+  Index out_features() const { return out_features_; }
+  bool has_bias() const { return has_bias_; }
+  Tensor<Scalar, 2>& weight() { return weight_; }
+  const Tensor<Scalar, 2>& weight() const { return weight_; }
+  Tensor<Scalar, 1>& bias() { return bias_; }
+  const Tensor<Scalar, 1>& bias() const { return bias_; }
+
+  /// y = x W^T + b over the last dimension.
+  /// @param x (..., in_features); each (rows, in_features) block needs unit-stride columns.
+  /// @param y (..., out_features), same leading shape, written.
+  /// @throws ShapeError if the feature counts or leading shapes disagree.
+  template <typename T, int Rank>
+  void forward_into(const TensorView<T, Rank>& x, const TensorView<Scalar, Rank>& y) const {
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "Linear: input and layer must share one element type.");
+    detail::require_features("Linear", x.shape(), in_features_, "in_features");
+    Shape<Rank> expected = x.shape();
+    expected[Rank - 1] = out_features_;
+    if (y.shape() != expected) {
+      throw ShapeError(detail::concat("Linear: output has shape ", to_string(y.shape()),
+                                      " but must be ", to_string(expected)));
+    }
+    const auto W = as_matrix(weight_.view());
+    for_each_row_block(x, y, [&](auto X, auto Y) {
+      Y.noalias() = X * W.transpose();
+      if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
+    });
+  }
+
+  /// y = x W^T + b: returns a new (..., out_features) tensor.
+  template <typename T, int Rank>
+  Tensor<Scalar, Rank> forward(const TensorView<T, Rank>& x) const {
+    Shape<Rank> shape = x.shape();
+    shape[Rank - 1] = out_features_;
+    Tensor<Scalar, Rank> y(shape);
+    forward_into(x, y.view());
+    return y;
+  }
+
+  /// Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out).
+  template <typename Visitor>
+  void visit_state(Visitor&& visit, const std::string& prefix = "") {
+    visit(StateEntry<Scalar>{prefix + "weight", {out_features_, in_features_}, weight_.data()});
+    if (has_bias_) visit(StateEntry<Scalar>{prefix + "bias", {out_features_}, bias_.data()});
+  }
+
+ private:
+  static Index validated(Index features, const char* name) {
+    detail::require_positive("Linear", name, features);
+    return features;
+  }
+
+  // Runs `body(X, Y)` on Eigen maps of matching (rows, features) blocks: one GEMM when the
+  // leading dims of both views collapse into rows, else one per leading position.
+  template <typename T, int Rank, typename Body>
+  static void for_each_row_block(const TensorView<T, Rank>& x, const TensorView<Scalar, Rank>& y,
+                                 Body&& body) {
+    if constexpr (Rank == 1) {
+      const TensorView<T, 2> x2(x.data(), {1, x.shape()[0]}, {x.shape()[0], x.strides()[0]});
+      const TensorView<Scalar, 2> y2(y.data(), {1, y.shape()[0]}, {y.shape()[0], y.strides()[0]});
+      body(as_matrix(x2), as_matrix(y2));
+    } else if constexpr (Rank == 2) {
+      body(as_matrix(x), as_matrix(y));
+    } else if (rows_collapse(x) && rows_collapse(y)) {
+      const Index rows = x.numel() / x.shape()[Rank - 1];
+      const TensorView<T, 2> x2(x.data(), {rows, x.shape()[Rank - 1]},
+                                {x.strides()[Rank - 2], x.strides()[Rank - 1]});
+      const TensorView<Scalar, 2> y2(y.data(), {rows, y.shape()[Rank - 1]},
+                                     {y.strides()[Rank - 2], y.strides()[Rank - 1]});
+      body(as_matrix(x2), as_matrix(y2));
+    } else {
+      for (Index i = 0; i < x.shape()[0]; ++i) {
+        for_each_row_block(select(x, 0, i), select(y, 0, i), body);
+      }
+    }
+  }
+
+  // True when dims 0..Rank-2 are evenly spaced rows, so they merge into one row dimension.
+  template <typename T, int Rank>
+  static bool rows_collapse(const TensorView<T, Rank>& view) {
+    for (int d = 0; d + 2 < Rank; ++d) {
+      if (view.shape()[d] != 1 &&
+          view.strides()[d] != view.strides()[d + 1] * view.shape()[d + 1]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  Index in_features_;
+  Index out_features_;
+  bool has_bias_;
+  Tensor<Scalar, 2> weight_;
+  Tensor<Scalar, 1> bias_;
+  bool training_ = true;  // PyTorch modules start in training mode
+};
+
+}  // namespace attn
+
+#endif  // ATTN_LAYERS_LINEAR_HPP

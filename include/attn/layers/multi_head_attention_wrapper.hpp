@@ -1,0 +1,82 @@
+// attn/layers/multi_head_attention_wrapper.hpp: MultiHeadAttentionWrapper (book section
+// 3.6.1): num_heads independent CausalAttention heads, outputs concatenated.
+#ifndef ATTN_LAYERS_MULTI_HEAD_ATTENTION_WRAPPER_HPP
+#define ATTN_LAYERS_MULTI_HEAD_ATTENTION_WRAPPER_HPP
+
+#include <string>
+#include <vector>
+
+#include "attn/config.hpp"
+#include "attn/detail/validate.hpp"
+#include "attn/layers/causal_attention.hpp"
+#include "attn/random/generator.hpp"
+#include "attn/tensor/tensor.hpp"
+#include "attn/tensor/view_ops.hpp"
+
+namespace attn {
+
+/// Stacks num_heads CausalAttention heads of width d_out each; the output is num_heads * d_out
+/// wide, head h in columns [h * d_out, (h + 1) * d_out). Heads are initialised in order from
+/// one generator, as PyTorch's ModuleList comprehension draws them.
+template <typename ScalarType>
+class MultiHeadAttentionWrapper {
+ public:
+  using Scalar = ScalarType;
+
+  /// @throws std::invalid_argument for a non-positive size or num_heads, or a bad dropout.
+  MultiHeadAttentionWrapper(Index d_in, Index d_out, Index context_length, Scalar dropout,
+                            Index num_heads, bool qkv_bias = false,
+                            Generator&& generator = Generator())
+      : MultiHeadAttentionWrapper(d_in, d_out, context_length, dropout, num_heads, qkv_bias,
+                                  static_cast<Generator&>(generator)) {}
+
+  MultiHeadAttentionWrapper(Index d_in, Index d_out, Index context_length, Scalar dropout,
+                            Index num_heads, bool qkv_bias, Generator& generator) {
+    detail::require_positive("MultiHeadAttentionWrapper", "num_heads", num_heads);
+    heads_.reserve(static_cast<std::size_t>(num_heads));
+    for (Index h = 0; h < num_heads; ++h) {
+      heads_.emplace_back(d_in, d_out, context_length, dropout, qkv_bias, generator);
+    }
+  }
+
+  Index num_heads() const { return static_cast<Index>(heads_.size()); }
+  Index d_in() const { return heads_.front().d_in(); }
+  /// The width of one head; the output is num_heads() * d_out() wide.
+  Index d_out() const { return heads_.front().d_out(); }
+  CausalAttention<Scalar>& head(Index h) { return heads_.at(static_cast<std::size_t>(h)); }
+
+  void train(bool training = true) {
+    for (auto& head : heads_) head.train(training);
+  }
+  void eval() { train(false); }
+  bool is_training() const { return heads_.front().is_training(); }
+
+  /// @param x (B, T, d_in), T <= context_length. @return (B, T, num_heads * d_out).
+  /// @throws ShapeError if x does not fit.
+  template <typename T>
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
+    const Index width = d_out();
+    Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
+    for (Index h = 0; h < num_heads(); ++h) {
+      // torch.cat(..., dim=-1) without the copy: each head writes its own column block.
+      heads_[static_cast<std::size_t>(h)].forward_into(
+          x, slice(context.view(), 2, h * width, (h + 1) * width));
+    }
+    return context;
+  }
+
+  /// Entries "heads.<h>.W_query.weight", ..., "heads.<h>.mask" for every head.
+  template <typename Visitor>
+  void visit_state(Visitor&& visit, const std::string& prefix = "") {
+    for (std::size_t h = 0; h < heads_.size(); ++h) {
+      heads_[h].visit_state(visit, prefix + "heads." + std::to_string(h) + ".");
+    }
+  }
+
+ private:
+  std::vector<CausalAttention<Scalar>> heads_;
+};
+
+}  // namespace attn
+
+#endif  // ATTN_LAYERS_MULTI_HEAD_ATTENTION_WRAPPER_HPP

@@ -1,0 +1,146 @@
+// attn/layers/state_dict.hpp: named parameters, as PyTorch's state_dict names them.
+//
+// Every layer exposes `visit_state(visitor, prefix)`, calling the visitor once per entry with a
+// StateEntry: the PyTorch name ("W_query.weight", "heads.0.W_key.bias", "out_proj.weight"), the
+// shape, and where the values live. The free functions here build on that one hook: copying out
+// a state_dict, loading one with strict name/shape checks, counting parameters. An optimiser or
+// gradient checker walks the same entries, so no layer needs a virtual base class.
+#ifndef ATTN_LAYERS_STATE_DICT_HPP
+#define ATTN_LAYERS_STATE_DICT_HPP
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "attn/config.hpp"
+
+namespace attn {
+
+/// A tensor by value with a dynamic rank: what a state_dict holds.
+template <typename Scalar>
+struct NamedTensor {
+  std::vector<Index> shape;
+  std::vector<Scalar> values;  // row-major
+};
+
+/// Name -> tensor, ordered by name. Names and shapes follow PyTorch's state_dict.
+template <typename Scalar>
+using StateDict = std::map<std::string, NamedTensor<Scalar>>;
+
+/// One entry a layer reports from visit_state.
+template <typename Scalar>
+struct StateEntry {
+  enum class Kind {
+    parameter,    ///< trainable; `data` points at the layer's row-major values
+    causal_mask,  ///< the book's `mask` buffer, triu(ones(n, n), 1): derived, `data` is null
+  };
+  std::string name;
+  std::vector<Index> shape;
+  Scalar* data = nullptr;
+  Kind kind = Kind::parameter;
+
+  Index numel() const {
+    Index count = 1;
+    for (Index extent : shape) count *= extent;
+    return count;
+  }
+};
+
+namespace detail {
+
+inline std::string shape_string(const std::vector<Index>& shape) {
+  std::string text = "(";
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    text += (d ? ", " : "") + std::to_string(shape[d]);
+  }
+  return text + ")";
+}
+
+template <typename Scalar>
+Scalar causal_mask_value(const std::vector<Index>& shape, Index flat) {
+  const Index cols = shape.back();
+  return (flat % cols) > (flat / cols) ? Scalar(1) : Scalar(0);
+}
+
+}  // namespace detail
+
+/// A copy of every entry of `layer`, parameters and the book's `mask` buffers, by PyTorch name.
+template <typename Layer, typename Scalar = typename Layer::Scalar>
+StateDict<Scalar> state_dict(const Layer& layer) {
+  StateDict<Scalar> dict;
+  const_cast<Layer&>(layer).visit_state([&](const StateEntry<Scalar>& entry) {
+    NamedTensor<Scalar>& tensor = dict[entry.name];
+    tensor.shape = entry.shape;
+    tensor.values.resize(static_cast<std::size_t>(entry.numel()));
+    for (Index i = 0; i < entry.numel(); ++i) {
+      tensor.values[i] = entry.kind == StateEntry<Scalar>::Kind::parameter
+                             ? entry.data[i]
+                             : detail::causal_mask_value<Scalar>(entry.shape, i);
+    }
+  });
+  return dict;
+}
+
+/// Loads parameters by PyTorch name, strictly: every parameter must be present with its exact
+/// shape, and no unknown name may appear. The book's `mask` buffers may be present or absent;
+/// when present they must be the causal mask of the layer's context_length (they are derived,
+/// not loaded). Nothing is modified unless the whole dict is valid.
+/// @throws std::invalid_argument naming the missing, unexpected or mis-shaped entries.
+template <typename Layer, typename Scalar = typename Layer::Scalar>
+void load_state_dict(Layer& layer, const StateDict<Scalar>& dict) {
+  std::vector<StateEntry<Scalar>> entries;
+  layer.visit_state([&](const StateEntry<Scalar>& entry) { entries.push_back(entry); });
+  std::set<std::string> known;
+  std::string problems;
+  for (const auto& entry : entries) {
+    known.insert(entry.name);
+    const auto found = dict.find(entry.name);
+    if (found == dict.end()) {
+      if (entry.kind == StateEntry<Scalar>::Kind::parameter) {
+        problems += "\n  missing key '" + entry.name + "' " + detail::shape_string(entry.shape);
+      }
+      continue;
+    }
+    const NamedTensor<Scalar>& tensor = found->second;
+    if (tensor.shape != entry.shape || static_cast<Index>(tensor.values.size()) != entry.numel()) {
+      problems += "\n  '" + entry.name + "' has shape " + detail::shape_string(tensor.shape) +
+                  " but the layer expects " + detail::shape_string(entry.shape);
+      continue;
+    }
+    if (entry.kind == StateEntry<Scalar>::Kind::causal_mask) {
+      for (Index i = 0; i < entry.numel(); ++i) {
+        if (tensor.values[i] != detail::causal_mask_value<Scalar>(entry.shape, i)) {
+          problems += "\n  '" + entry.name + "' is not the causal mask triu(ones, diagonal=1)";
+          break;
+        }
+      }
+    }
+  }
+  for (const auto& [name, tensor] : dict) {
+    if (known.count(name) == 0) {
+      problems += "\n  unexpected key '" + name + "' " + detail::shape_string(tensor.shape);
+    }
+  }
+  if (!problems.empty()) throw std::invalid_argument("load_state_dict:" + problems);
+  for (const auto& entry : entries) {
+    if (entry.kind != StateEntry<Scalar>::Kind::parameter) continue;
+    const auto& values = dict.at(entry.name).values;
+    std::copy(values.begin(), values.end(), entry.data);
+  }
+}
+
+/// Number of trainable scalars (buffers excluded), as sum(p.numel() for p in parameters()).
+template <typename Layer>
+Index parameter_count(const Layer& layer) {
+  using Scalar = typename Layer::Scalar;
+  Index count = 0;
+  const_cast<Layer&>(layer).visit_state([&](const StateEntry<Scalar>& entry) {
+    if (entry.kind == StateEntry<Scalar>::Kind::parameter) count += entry.numel();
+  });
+  return count;
+}
+
+}  // namespace attn
+
+#endif  // ATTN_LAYERS_STATE_DICT_HPP

@@ -1,0 +1,55 @@
+#include "attn/layers/multi_head_attention.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support/book_inputs.hpp"
+#include "support/expect_error.hpp"
+#include "support/layer_fixture.hpp"
+
+namespace {
+
+attn::MultiHeadAttention<float> make(const attn::io::SafetensorsFile& io,
+                                     attn::Generator& generator) {
+  using attn_test::metadata_int;
+  return attn::MultiHeadAttention<float>(
+      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"), 0.0f,
+      metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
+}
+
+TEST(MultiHeadAttention, MatchesPyTorchFixtures) {
+  for (const char* name : {"mha_book", "mha_1head", "mha_12heads"}) {
+    attn_test::check_layer_fixture<3>(name, make);
+  }
+}
+
+TEST(MultiHeadAttention, BookBatchAfterManualSeed123) {
+  const attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
+  const auto out = mha.forward(attn_test::book_batch().view());
+  const attn::Tensor<float, 2> book({6, 2}, {0.3190f, 0.4858f, 0.2943f, 0.3897f, 0.2856f, 0.3593f,
+                                             0.2693f, 0.3873f, 0.2639f, 0.3928f, 0.2575f, 0.4028f});
+  for (attn::Index b = 0; b < 2; ++b) {
+    EXPECT_TRUE(attn_test::all_close(attn::select(out.view(), 0, b), book.view(), 5e-5));
+  }
+}
+
+TEST(MultiHeadAttention, Exercise33Gpt2SizedParameterCount) {
+  const attn::MultiHeadAttention<float> mha(768, 768, 1024, 0.0f, 12);
+  EXPECT_EQ(mha.head_dim(), 64);
+  EXPECT_EQ(attn::parameter_count(mha), 2'360'064);
+}
+
+TEST(MultiHeadAttention, BadArgumentsAreErrors) {
+  ATTN_EXPECT_ERROR(attn::MultiHeadAttention<float>(768, 770, 1024, 0.0f, 12),
+                    std::invalid_argument,
+                    {"MultiHeadAttention: d_out (770) must be divisible by num_heads (12)"});
+  ATTN_EXPECT_ERROR(attn::MultiHeadAttention<float>(768, 768, 1024, 0.0f, 0), std::invalid_argument,
+                    {"num_heads (0)"});
+  ATTN_EXPECT_ERROR(attn::MultiHeadAttention<float>(768, 0, 1024, 0.0f, 12), std::invalid_argument,
+                    {"d_out (0)"});
+  const attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2);
+  attn::Tensor<float, 3> too_long({2, 8, 3});
+  ATTN_EXPECT_ERROR(mha.forward(too_long.view()), attn::ShapeError,
+                    {"8 tokens", "context_length is 6"});
+}
+
+}  // namespace
