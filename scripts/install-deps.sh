@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ clang clang-format pkg-config
-  libeigen3-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
+  libeigen3-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libomp-dev
+  libblas-dev libopenblas0-pthread
 )
 
 missing=()

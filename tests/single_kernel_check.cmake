@@ -19,8 +19,8 @@ set(_routes
   "self_attention_v1.hpp=scaled_dot_product_attention\\("
   "self_attention_v2.hpp=scaled_dot_product_attention\\("
   "causal_attention.hpp=core_\\.attend\\("
-  "multi_head_attention.hpp=core_\\.attend\\("
-  "multi_head_attention_combined_qkv.hpp=core_\\.attend\\("
+  "multi_head_attention.hpp=impl_\\.forward\\("
+  "multi_head_attention_combined_qkv.hpp=impl_\\.forward\\("
   "multi_head_attention_wrapper.hpp=\\.forward_into\\(")
 foreach(_route IN LISTS _routes)
   string(REPLACE "=" ";" _pair "${_route}")
@@ -34,6 +34,10 @@ endforeach()
 file(READ "${ATTN_INCLUDE_DIR}/attn/detail/causal_core.hpp" _core)
 if(NOT _core MATCHES "scaled_dot_product_attention\\(")
   string(APPEND _failures "\n  detail/causal_core.hpp does not call the shared kernel")
+endif()
+file(READ "${ATTN_INCLUDE_DIR}/attn/detail/stacked_qkv_attention.hpp" _stacked)
+if(NOT _stacked MATCHES "core_\\.attend\\(")
+  string(APPEND _failures "\n  detail/stacked_qkv_attention.hpp does not reach the shared kernel")
 endif()
 
 if(_failures)

@@ -49,6 +49,8 @@ class CausalCore {
   bool is_training() const { return training_; }
   void set_training(bool training) { training_ = training; }
   Generator& dropout_generator() const { return dropout_generator_; }
+  AttentionPath attention_path() const { return path_; }
+  void set_attention_path(AttentionPath path) { path_ = path; }
 
   /// @throws ShapeError unless x is (B, T, d_in) with T <= context_length.
   void check_input(const Shape<3>& x) const {
@@ -66,6 +68,7 @@ class CausalCore {
     options.dropout = dropout_;
     options.training = training_;
     options.generator = &dropout_generator_;
+    options.path = path_;
     scaled_dot_product_attention(split_heads(queries, num_heads_), split_heads(keys, num_heads_),
                                  split_heads(values, num_heads_), split_heads(context, num_heads_),
                                  options);
@@ -86,6 +89,7 @@ class CausalCore {
   Scalar dropout_;
   Index num_heads_;
   bool training_ = true;  // PyTorch modules start in training mode
+  AttentionPath path_ = AttentionPath::automatic;
   // Training-mode forward draws dropout masks from here: it is the one piece of state a const
   // forward changes, which is why only eval-mode forward is thread-safe.
   mutable Generator dropout_generator_;

@@ -5,6 +5,7 @@
 #ifndef ATTN_KERNELS_MASK_HPP
 #define ATTN_KERNELS_MASK_HPP
 
+#include <algorithm>
 #include <limits>
 
 #include "attn/config.hpp"
@@ -58,23 +59,39 @@ class Mask {
     }
   }
 
-  /// Sets masked entries of a (T, S) score block to -inf. `row0` is the block's first query.
+  /// Sets masked entries of a score block to -inf. The block's top-left element is
+  /// (query row0, key col0) of the full (T, S) scores, so tiles of a larger problem mask right.
   template <typename Derived>
-  void apply(Eigen::MatrixBase<Derived>& scores, Index row0 = 0) const {
+  void apply(Eigen::MatrixBase<Derived>& scores, Index row0 = 0, Index col0 = 0) const {
     using Scalar = typename Derived::Scalar;
     const Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
     if (kind_ == Kind::none) return;
     for (Index i = 0; i < scores.rows(); ++i) {
       if (kind_ == Kind::causal) {
-        // Keys after i + offset form one contiguous tail of the row.
-        const Index first = std::max<Index>(0, row0 + i + causal_offset_ + 1);
+        // Keys after row0 + i + offset form one contiguous tail of the row.
+        const Index first = std::max<Index>(0, row0 + i + causal_offset_ + 1 - col0);
         if (first < scores.cols()) scores.row(i).tail(scores.cols() - first).setConstant(minus_inf);
       } else {
         for (Index j = 0; j < scores.cols(); ++j) {
-          if (matrix_(row0 + i, j)) scores(i, j) = minus_inf;
+          if (matrix_(row0 + i, col0 + j)) scores(i, j) = minus_inf;
         }
       }
     }
+  }
+
+  /// True when no key in [col0, col0 + cols) is masked for any query in [row0, row0 + rows):
+  /// the fused kernel skips masking such tiles.
+  bool tile_is_unmasked(Index row0, Index col0, Index cols) const {
+    if (kind_ == Kind::none) return true;
+    if (kind_ == Kind::causal) return col0 + cols - 1 <= row0 + causal_offset_;
+    return false;
+  }
+
+  /// One past the last key any query in [row0, row0 + rows) may see, clamped to [0, keys]:
+  /// for a causal mask the key tiles beyond it are skipped entirely.
+  Index key_end(Index row0, Index rows, Index keys) const {
+    if (kind_ != Kind::causal) return keys;
+    return std::clamp<Index>(row0 + rows + causal_offset_, 0, keys);
   }
 
  private:

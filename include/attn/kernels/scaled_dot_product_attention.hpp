@@ -7,9 +7,11 @@
 //   B batch, H heads (any leading dims, written "..."), T query tokens, S key/value tokens,
 //   D query/key head dim, Dv value head dim.
 //
-// This is the reference path: it materialises the (T, S) scores per (batch, head) and runs the
-// five numbered stages in order, as the book does. It is the oracle any faster path is tested
-// against.
+// Two implementations sit behind this one entry point: the reference path
+// (kernels/reference_attention.hpp) materialises the (T, S) scores and runs the book's five
+// stages; the fused path (kernels/fused_attention.hpp) tiles queries and keys with an online
+// softmax and never holds the scores. AttentionPath::automatic picks the fused path unless the
+// caller asks for the attention weights or for dropout, which only the reference path provides.
 #ifndef ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
 #define ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
 
@@ -18,14 +20,22 @@
 #include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/detail/leading_dims.hpp"
 #include "attn/kernels/dropout.hpp"
+#include "attn/kernels/fused_attention.hpp"
 #include "attn/kernels/mask.hpp"
-#include "attn/kernels/softmax.hpp"
+#include "attn/kernels/reference_attention.hpp"
 #include "attn/random/generator.hpp"
-#include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor_view.hpp"
 
 namespace attn {
+
+/// Which implementation runs. Both compute the same function (tested to agree).
+enum class AttentionPath {
+  automatic,  ///< fused, unless attention weights or active dropout need the reference path
+  reference,  ///< materialised scores, the book's stages: readable, O(T * S) memory
+  fused,      ///< tiled online softmax: fast, O(T * Dv) memory; no weights output, no dropout
+};
 
 /// What the kernel does besides the dot products.
 template <typename Scalar>
@@ -39,6 +49,7 @@ struct AttentionOptions {
   bool training = false;
   /// Draws the dropout mask; required when training with dropout > 0.
   Generator* generator = nullptr;
+  AttentionPath path = AttentionPath::automatic;
 };
 
 namespace detail {
@@ -89,6 +100,17 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
     throw std::invalid_argument(
         concat(who, ": dropout (", options.dropout, ") in training mode needs a Generator"));
   }
+  if (options.path == AttentionPath::fused) {
+    if (weights != nullptr) {
+      throw std::invalid_argument(concat(who,
+                                         ": the fused path does not return attention "
+                                         "weights; use AttentionPath::reference"));
+    }
+    if (options.training && options.dropout > Scalar(0)) {
+      throw std::invalid_argument(concat(who, ": the fused path does not apply dropout (",
+                                         options.dropout, "); use AttentionPath::reference"));
+    }
+  }
   const Scalar scale =
       options.scale.has_value() ? *options.scale : Scalar(1) / std::sqrt(static_cast<Scalar>(D));
   if (!std::isfinite(scale)) {
@@ -97,28 +119,9 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
   return scale;
 }
 
-/// The (T, X) matrix of a rank-R view at leading position `flat` (row-major over leading dims).
-template <typename T, int Rank>
-TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
-  Index offset = 0;
-  for (int d = Rank - 3; d >= 0; --d) {
-    offset += (flat % view.shape()[d]) * view.strides()[d];
-    flat /= view.shape()[d];
-  }
-  return TensorView<T, 2>(view.data() + offset, {view.shape()[Rank - 2], view.shape()[Rank - 1]},
-                          {view.strides()[Rank - 2], view.strides()[Rank - 1]});
-}
-
-template <int Rank>
-Index leading_count(const Shape<Rank>& shape) {
-  Index count = 1;
-  for (int d = 0; d + 2 < Rank; ++d) count *= shape[d];
-  return count;
-}
-
 }  // namespace detail
 
-/// Masked scaled-dot-product attention over views, the reference path.
+/// Masked scaled-dot-product attention over views: the one kernel every rung calls.
 ///
 /// For every leading (batch, head) position:
 ///   out = dropout(softmax(mask(scale * q k^T))) v
@@ -133,10 +136,11 @@ Index leading_count(const Shape<Rank>& shape) {
 /// @param k       (..., S, D)
 /// @param v       (..., S, Dv)
 /// @param out     (..., T, Dv), written (not accumulated). Must not overlap the inputs.
-/// @param options mask, scale (default 1/sqrt(D)), dropout and training flag, generator.
+/// @param options mask, scale (default 1/sqrt(D)), dropout and training flag, generator, path.
 /// @param weights optional (..., T, S) output of the attention weights; an empty view skips it.
 /// @throws ShapeError if the shapes disagree (the message names the argument and the shapes),
-///         std::invalid_argument for a bad dropout or scale, or for dropout without a Generator.
+///         std::invalid_argument for a bad dropout or scale, for dropout without a Generator,
+///         or for weights or dropout requested from AttentionPath::fused.
 template <typename QT, typename KT, typename VT, typename Scalar, int Rank>
 void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& k,
                                   const TensorView<VT, Rank>& v,
@@ -155,29 +159,15 @@ void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorVie
       detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(),
                                                want_weights ? &weights_shape : nullptr, options);
 
-  const Index T = q.shape()[Rank - 2];
-  const Index S = k.shape()[Rank - 2];
   const bool apply_dropout = options.training && options.dropout > Scalar(0);
-  RowMatrix<Scalar> scores(T, S);  // reused for every (batch, head): no allocation in the loop
-  const Index count = detail::leading_count<Rank>(q.shape());
-  for (Index n = 0; n < count; ++n) {
-    const auto Q = as_matrix(detail::leading_matrix(q, n));
-    const auto K = as_matrix(detail::leading_matrix(k, n));
-    const auto V = as_matrix(detail::leading_matrix(v, n));
-    auto O = as_matrix(detail::leading_matrix(out, n));
-
-    // 1. scores = scale * q k^T: how well each query matches each key.
-    scores.noalias() = scale * (Q * K.transpose());
-    // 2. mask: forbidden query/key pairs get -inf, so the softmax gives them zero weight.
-    options.mask.apply(scores);
-    // 3. softmax over the keys: each query's weights are positive and sum to 1.
-    detail::softmax_rows_inplace(scores);
-    // 4. dropout on the weights (training only).
-    if (apply_dropout) detail::dropout_inplace(scores, options.dropout, *options.generator);
-    // 5. weighted sum of the values.
-    O.noalias() = scores * V;
-
-    if (want_weights) as_matrix(detail::leading_matrix(weights, n)) = scores;
+  const bool fused = options.path == AttentionPath::fused ||
+                     (options.path == AttentionPath::automatic && !want_weights && !apply_dropout);
+  if (fused) {
+    detail::fused_attention(q, k, v, out, scale, options.mask);
+  } else {
+    detail::reference_attention(q, k, v, out, scale, options.mask,
+                                apply_dropout ? options.dropout : Scalar(0), options.generator,
+                                want_weights ? &weights : nullptr);
   }
 }
 

@@ -49,6 +49,8 @@ class CausalAttention {
   bool is_training() const { return core_.is_training(); }
   /// Draws the dropout masks in training mode; reseed it for reproducible runs.
   Generator& dropout_generator() const { return core_.dropout_generator(); }
+  /// Which kernel implementation forward uses (automatic: fused unless dropout is active).
+  void set_attention_path(AttentionPath path) { core_.set_attention_path(path); }
 
   /// @param x       (B, T, d_in), T <= context_length.
   /// @param context (B, T, d_out), written; may be a strided view (the wrapper passes slices).

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attn/config.hpp"
+#include "attn/detail/gemm.hpp"
 #include "attn/detail/validate.hpp"
 #include "attn/layers/state_dict.hpp"
 #include "attn/random/generator.hpp"
@@ -33,18 +34,30 @@ class Linear {
       : Linear(in_features, out_features, bias, static_cast<Generator&>(generator)) {}
 
   Linear(Index in_features, Index out_features, bool bias, Generator& generator)
-      : in_features_(validated(in_features, "in_features")),
-        out_features_(validated(out_features, "out_features")),
-        has_bias_(bias),
-        weight_({out_features, in_features}),
-        bias_({bias ? out_features : 0}) {
-    const Scalar bound = Scalar(1) / std::sqrt(static_cast<Scalar>(in_features));
+      : Linear(in_features, out_features, bias, ZeroInit{}) {
+    reset_parameters(generator);
+  }
+
+  /// A layer with all-zero parameters, for callers that initialise or load them themselves.
+  static Linear zeros(Index in_features, Index out_features, bool bias = true) {
+    return Linear(in_features, out_features, bias, ZeroInit{});
+  }
+
+  /// Redraws weight, then bias, from U(-1/sqrt(in_features), 1/sqrt(in_features)), as
+  /// nn.Linear.reset_parameters does.
+  void reset_parameters(Generator& generator) {
+    const Scalar bound = init_bound(in_features_);
     for (Index i = 0; i < weight_.numel(); ++i) {
       weight_.data()[i] = generator.uniform<Scalar>(-bound, bound);
     }
     for (Index i = 0; i < bias_.numel(); ++i) {
       bias_.data()[i] = generator.uniform<Scalar>(-bound, bound);
     }
+  }
+
+  /// nn.Linear's initialisation bound, 1 / sqrt(in_features).
+  static Scalar init_bound(Index in_features) {
+    return Scalar(1) / std::sqrt(static_cast<Scalar>(in_features));
   }
 
   /// Training/eval mode, as nn.Module has it. This layer behaves the same in both.
@@ -75,9 +88,11 @@ class Linear {
       throw ShapeError(detail::concat("Linear: output has shape ", to_string(y.shape()),
                                       " but must be ", to_string(expected)));
     }
-    const auto W = as_matrix(weight_.view());
     for_each_row_block(x, y, [&](auto X, auto Y) {
-      Y.noalias() = X * W.transpose();
+      // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
+      detail::parallel_gemm(true, X.rows(), out_features_, in_features_, Scalar(1), X.data(),
+                            X.outerStride(), weight_.data(), in_features_, Scalar(0), Y.data(),
+                            Y.outerStride());
       if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
     });
   }
@@ -87,7 +102,7 @@ class Linear {
   Tensor<Scalar, Rank> forward(const TensorView<T, Rank>& x) const {
     Shape<Rank> shape = x.shape();
     shape[Rank - 1] = out_features_;
-    Tensor<Scalar, Rank> y(shape);
+    auto y = Tensor<Scalar, Rank>::uninitialized(shape);  // forward_into writes every element
     forward_into(x, y.view());
     return y;
   }
@@ -100,6 +115,14 @@ class Linear {
   }
 
  private:
+  struct ZeroInit {};
+  Linear(Index in_features, Index out_features, bool bias, ZeroInit)
+      : in_features_(validated(in_features, "in_features")),
+        out_features_(validated(out_features, "out_features")),
+        has_bias_(bias),
+        weight_({out_features, in_features}),
+        bias_({bias ? out_features : 0}) {}
+
   static Index validated(Index features, const char* name) {
     detail::require_positive("Linear", name, features);
     return features;

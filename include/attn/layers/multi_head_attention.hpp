@@ -7,17 +7,21 @@
 #include <string>
 
 #include "attn/config.hpp"
-#include "attn/detail/causal_core.hpp"
+#include "attn/detail/stacked_qkv_attention.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/tensor/tensor.hpp"
 
 namespace attn {
 
-/// Causal multi-head attention with weight splits. The book's
-/// `.view(b, T, H, D).transpose(1, 2)` and the inverse transpose before out_proj are strided
-/// views here (split_heads): the kernel reads heads in place and writes each head's context
-/// straight into its columns of the (B, T, d_out) buffer that out_proj reads.
+/// Causal multi-head attention with weight splits, with the book's parameter names
+/// (W_query, W_key, W_value, out_proj) and initialisation order, so `Generator(123)` gives the
+/// weights of `torch.manual_seed(123); MultiHeadAttention(...)`.
+///
+/// The three projections are stored stacked in one (3 * d_out, d_in) matrix, so the forward pass
+/// projects queries, keys and values in one GEMM; W_query.weight and friends are row blocks of it.
+/// The book's `.view(b, T, H, D).transpose(1, 2)` and the transpose back before out_proj are
+/// strided views (split_heads): no copies.
 template <typename ScalarType>
 class MultiHeadAttention {
  public:
@@ -32,55 +36,69 @@ class MultiHeadAttention {
 
   MultiHeadAttention(Index d_in, Index d_out, Index context_length, Scalar dropout, Index num_heads,
                      bool qkv_bias, Generator& generator)
-      : core_("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads),
-        W_query_(d_in, d_out, qkv_bias, generator),
-        W_key_(d_in, d_out, qkv_bias, generator),
-        W_value_(d_in, d_out, qkv_bias, generator),
-        out_proj_(d_out, d_out, true, generator) {}
+      : impl_("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads, qkv_bias) {
+    // nn.Linear draws weight then bias, for W_query, W_key, W_value in turn, then out_proj.
+    const Scalar bound = Linear<Scalar>::init_bound(d_in);
+    const auto draw = [&](Scalar* data, Index count) {
+      for (Index i = 0; i < count; ++i) data[i] = generator.uniform<Scalar>(-bound, bound);
+    };
+    for (Index part = 0; part < 3; ++part) {
+      draw(impl_.weight_part(part).data(), d_out * d_in);
+      draw(impl_.bias_part(part).data(), impl_.bias_part(part).numel());
+    }
+    impl_.out().reset_parameters(generator);
+  }
 
-  Index d_in() const { return core_.d_in(); }
-  Index d_out() const { return core_.d_out(); }
-  Index context_length() const { return core_.context_length(); }
-  Index num_heads() const { return core_.num_heads(); }
-  Index head_dim() const { return core_.head_dim(); }
-  Scalar dropout() const { return core_.dropout(); }
-  Linear<Scalar>& W_query() { return W_query_; }
-  Linear<Scalar>& W_key() { return W_key_; }
-  Linear<Scalar>& W_value() { return W_value_; }
-  Linear<Scalar>& out_proj() { return out_proj_; }
+  Index d_in() const { return impl_.core().d_in(); }
+  Index d_out() const { return impl_.core().d_out(); }
+  Index context_length() const { return impl_.core().context_length(); }
+  Index num_heads() const { return impl_.core().num_heads(); }
+  Index head_dim() const { return impl_.core().head_dim(); }
+  Scalar dropout() const { return impl_.core().dropout(); }
 
-  void train(bool training = true) { core_.set_training(training); }
-  void eval() { core_.set_training(false); }
-  bool is_training() const { return core_.is_training(); }
-  Generator& dropout_generator() const { return core_.dropout_generator(); }
+  /// The (d_out, d_in) projection weights and (d_out) biases (empty without qkv_bias), as views
+  /// into the stacked storage.
+  TensorView<Scalar, 2> W_query_weight() { return impl_.weight_part(0); }
+  TensorView<Scalar, 2> W_key_weight() { return impl_.weight_part(1); }
+  TensorView<Scalar, 2> W_value_weight() { return impl_.weight_part(2); }
+  TensorView<Scalar, 1> W_query_bias() { return impl_.bias_part(0); }
+  TensorView<Scalar, 1> W_key_bias() { return impl_.bias_part(1); }
+  TensorView<Scalar, 1> W_value_bias() { return impl_.bias_part(2); }
+  Linear<Scalar>& out_proj() { return impl_.out(); }
+
+  void train(bool training = true) { impl_.core().set_training(training); }
+  void eval() { train(false); }
+  bool is_training() const { return impl_.core().is_training(); }
+  Generator& dropout_generator() const { return impl_.core().dropout_generator(); }
+  /// Which kernel implementation forward uses (automatic: fused unless dropout is active).
+  void set_attention_path(AttentionPath path) { impl_.core().set_attention_path(path); }
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
   /// @throws ShapeError if x does not fit.
   template <typename T>
   Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
-    core_.check_input(x.shape());
-    const Tensor<Scalar, 3> queries = W_query_.forward(x);
-    const Tensor<Scalar, 3> keys = W_key_.forward(x);
-    const Tensor<Scalar, 3> values = W_value_.forward(x);
-    Tensor<Scalar, 3> context(queries.shape());
-    core_.attend(queries.view(), keys.view(), values.view(), context.view());
-    return out_proj_.forward(context.view());
+    return impl_.forward(x);
   }
 
   /// Entries "W_query.weight", "W_key.weight", "W_value.weight" (d_out, d_in) and their biases
   /// with qkv_bias, "out_proj.weight" (d_out, d_out), "out_proj.bias", and the buffer "mask".
   template <typename Visitor>
   void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    W_query_.visit_state(visit, prefix + "W_query.");
-    W_key_.visit_state(visit, prefix + "W_key.");
-    W_value_.visit_state(visit, prefix + "W_value.");
-    out_proj_.visit_state(visit, prefix + "out_proj.");
-    core_.visit_mask(visit, prefix);
+    const char* names[] = {"W_query.", "W_key.", "W_value."};
+    for (Index part = 0; part < 3; ++part) {
+      visit(StateEntry<Scalar>{
+          prefix + names[part] + "weight", {d_out(), d_in()}, impl_.weight_part(part).data()});
+      if (impl_.qkv().has_bias()) {
+        visit(StateEntry<Scalar>{
+            prefix + names[part] + "bias", {d_out()}, impl_.bias_part(part).data()});
+      }
+    }
+    impl_.out().visit_state(visit, prefix + "out_proj.");
+    impl_.core().visit_mask(visit, prefix);
   }
 
  private:
-  detail::CausalCore<Scalar> core_;
-  Linear<Scalar> W_query_, W_key_, W_value_, out_proj_;
+  detail::StackedQkvAttention<Scalar> impl_;
 };
 
 }  // namespace attn

@@ -50,6 +50,9 @@ class MultiHeadAttentionWrapper {
   }
   void eval() { train(false); }
   bool is_training() const { return heads_.front().is_training(); }
+  void set_attention_path(AttentionPath path) {
+    for (auto& head : heads_) head.set_attention_path(path);
+  }
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, num_heads * d_out).
   /// @throws ShapeError if x does not fit.

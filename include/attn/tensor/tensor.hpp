@@ -34,6 +34,17 @@ class Tensor {
     storage_.setConstant(attn::numel(shape_), value);
   }
 
+  /// A tensor whose elements are left unset, for outputs that a kernel overwrites entirely:
+  /// skips the pass over memory that zero-filling costs on large buffers.
+  /// @throws ShapeError if an extent is negative.
+  static Tensor uninitialized(const Shape<Rank>& shape) {
+    Tensor tensor;
+    detail::check_extents(shape, "Tensor");
+    tensor.shape_ = shape;
+    tensor.storage_.resize(attn::numel(shape));
+    return tensor;
+  }
+
   /// A tensor with the given elements in row-major order, as PyTorch prints them.
   /// @throws ShapeError if the number of values differs from the shape's element count.
   Tensor(const Shape<Rank>& shape, std::initializer_list<Scalar> values) : Tensor(shape) {

@@ -1,0 +1,33 @@
+// attn/detail/leading_dims.hpp: walking the leading (batch, head, ...) dims of a rank-R view as
+// a flat list of (tokens, dim) matrices: how the kernels treat (B, H, T, D) as B*H problems.
+#ifndef ATTN_DETAIL_LEADING_DIMS_HPP
+#define ATTN_DETAIL_LEADING_DIMS_HPP
+
+#include "attn/config.hpp"
+#include "attn/tensor/tensor_view.hpp"
+
+namespace attn::detail {
+
+/// The number of (tokens, dim) matrices in a view: the product of all dims but the last two.
+template <int Rank>
+Index leading_count(const Shape<Rank>& shape) {
+  Index count = 1;
+  for (int d = 0; d + 2 < Rank; ++d) count *= shape[d];
+  return count;
+}
+
+/// The matrix at leading position `flat` (row-major over the leading dims).
+template <typename T, int Rank>
+TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
+  Index offset = 0;
+  for (int d = Rank - 3; d >= 0; --d) {
+    offset += (flat % view.shape()[d]) * view.strides()[d];
+    flat /= view.shape()[d];
+  }
+  return TensorView<T, 2>(view.data() + offset, {view.shape()[Rank - 2], view.shape()[Rank - 1]},
+                          {view.strides()[Rank - 2], view.strides()[Rank - 1]});
+}
+
+}  // namespace attn::detail
+
+#endif  // ATTN_DETAIL_LEADING_DIMS_HPP

@@ -1,0 +1,54 @@
+// attn/threads.hpp: how many threads attn's kernels use. attn parallelises with OpenMP when it
+// is compiled with it (the attn::attn target links OpenMP when CMake finds it); without OpenMP
+// everything runs on the calling thread and these functions report 1.
+#ifndef ATTN_THREADS_HPP
+#define ATTN_THREADS_HPP
+
+#include <stdexcept>
+
+#include "attn/config.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+// ATTN_OMP(parallel for) expands to `#pragma omp parallel for`, or to nothing without OpenMP, so
+// builds without -fopenmp stay free of unknown-pragma warnings.
+#define ATTN_OMP(directive) _Pragma(ATTN_OMP_STRINGIFY(omp directive))
+#define ATTN_OMP_STRINGIFY(text) #text
+#else
+#define ATTN_OMP(directive)
+#endif
+
+namespace attn {
+namespace detail {
+inline int& requested_threads() {
+  static int threads = 0;  // 0: OpenMP's default, which honours OMP_NUM_THREADS
+  return threads;
+}
+}  // namespace detail
+
+/// The number of threads attn's kernels and Eigen's matrix products use: the last value given
+/// to set_num_threads, else OpenMP's default (OMP_NUM_THREADS, or one per core); 1 without OpenMP.
+inline int num_threads() {
+#ifdef _OPENMP
+  return detail::requested_threads() > 0 ? detail::requested_threads() : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Sets the thread count for attn's kernels and for Eigen's matrix products (like
+/// torch.set_num_threads). Kernels parallelise over (batch, head, query tile) and run Eigen
+/// single-threaded inside, so the two never oversubscribe the cores.
+/// @throws std::invalid_argument if threads < 1.
+inline void set_num_threads(int threads) {
+  if (threads < 1) {
+    throw std::invalid_argument(
+        detail::concat("set_num_threads: threads (", threads, ") must be at least 1"));
+  }
+  detail::requested_threads() = threads;
+  Eigen::setNbThreads(threads);
+}
+
+}  // namespace attn
+
+#endif  // ATTN_THREADS_HPP
