@@ -13,13 +13,14 @@ namespace {
 template <typename Scalar>
 void check_layouts(double tolerance) {
   attn::Generator generator(3);
-  for (bool transposed : {false, true}) {
+  for (int layout = 0; layout < 4; ++layout) {
+    const bool ta = layout & 1, tb = layout & 2;
     for (attn::Index m : {1, 7, 65}) {
       for (attn::Index n : {1, 3, 33}) {
         for (attn::Index k : {1, 5, 64}) {
           // Leading dimensions larger than the rows need, as in views of a fused projection.
-          const attn::Index lda = k + 2, ldb = (transposed ? k : n) + 1, ldc = n + 3;
-          std::vector<Scalar> a(m * lda), b((transposed ? n : k) * ldb), c(m * ldc);
+          const attn::Index lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+          std::vector<Scalar> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c(m * ldc);
           for (auto* v : {&a, &b, &c})
             for (auto& x : *v) x = generator.uniform<Scalar>(-1, 1);
           std::vector<Scalar> expected = c;
@@ -28,16 +29,17 @@ void check_layouts(double tolerance) {
             for (attn::Index j = 0; j < n; ++j) {
               Scalar sum = 0;
               for (attn::Index p = 0; p < k; ++p) {
-                sum += a[i * lda + p] * (transposed ? b[j * ldb + p] : b[p * ldb + j]);
+                sum +=
+                    (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
               }
               expected[i * ldc + j] = alpha * sum + beta * c[i * ldc + j];
             }
           }
-          attn::detail::gemm(transposed, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta,
-                             c.data(), ldc);
+          attn::detail::gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
+                             ldc);
           for (std::size_t i = 0; i < c.size(); ++i) {
             ASSERT_NEAR(c[i], expected[i], tolerance)
-                << "m " << m << " n " << n << " k " << k << " transposed " << transposed;
+                << "m " << m << " n " << n << " k " << k << " layout " << layout;
           }
         }
       }

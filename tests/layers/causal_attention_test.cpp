@@ -4,20 +4,39 @@
 
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
 
+template <typename Scalar>
+attn::CausalAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                         attn::Generator& generator) {
+  using attn_test::metadata_int;
+  return attn::CausalAttention<Scalar>(metadata_int(io, "d_in"), metadata_int(io, "d_out"),
+                                       metadata_int(io, "context_length"), Scalar(0.1),
+                                       metadata_int(io, "qkv_bias") != 0, generator);
+}
+
 TEST(CausalAttention, MatchesPyTorchFixtures) {
   // causal_attention_short: T 7 < context_length 10, d_in != d_out, qkv_bias, batch 3.
   for (const char* name : {"causal_attention_book", "causal_attention_short"}) {
-    attn_test::check_layer_fixture<3>(name, [](const auto& io, attn::Generator& generator) {
-      using attn_test::metadata_int;
-      return attn::CausalAttention<float>(metadata_int(io, "d_in"), metadata_int(io, "d_out"),
-                                          metadata_int(io, "context_length"), 0.1f,
-                                          metadata_int(io, "qkv_bias") != 0, generator);
-    });
+    attn_test::check_layer_fixture<3>(name, make_layer<float>);
   }
+}
+
+TEST(CausalAttention, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"causal_attention_book", "causal_attention_short"}) {
+    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+  }
+}
+
+TEST(CausalAttention, GradientCheck) {
+  attn::CausalAttention<double> layer(4, 3, 8, 0.0, true, attn::Generator(2));
+  attn::Generator generator(3);
+  attn_test::check_layer_by_finite_differences(layer,
+                                               attn_test::random_tensor<3>({2, 5, 4}, generator));
 }
 
 TEST(CausalAttention, BookBatchAfterManualSeed123) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
@@ -43,6 +44,57 @@ TEST(Linear, BadInputIsAnError) {
   attn::Tensor<float, 2> x({4, 6});
   ATTN_EXPECT_ERROR(layer.forward(x.view()), attn::ShapeError, {"(4, 6)", "in_features (5)"});
   ATTN_EXPECT_ERROR(attn::Linear<float>(0, 3), std::invalid_argument, {"in_features (0)"});
+}
+
+TEST(Linear, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"linear_bias1", "linear_bias0"}) {
+    SCOPED_TRACE(name);
+    const auto io = attn_test::load_io(name);
+    attn::Linear<float> layer(5, 3, io.metadata.at("bias") == "1");
+    attn::io::load_safetensors(layer, attn_test::fixture_path(std::string(name) + ".safetensors"));
+    const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
+    const auto R = attn_test::fixture_tensor<float, 3>(io, "R");
+    attn::zero_grad(layer);
+    const auto grad_x = layer.backward(x.view(), R.view());
+    EXPECT_TRUE(attn_test::all_close(
+        grad_x.view(), attn_test::fixture_tensor<float, 3>(io, "grad.x").view(), 1e-5));
+    EXPECT_TRUE(attn_test::all_close(layer.weight_grad().view(),
+                                     attn_test::fixture_tensor<float, 2>(io, "grad.weight").view(),
+                                     1e-5));
+    if (layer.has_bias()) {
+      EXPECT_TRUE(attn_test::all_close(layer.bias_grad().view(),
+                                       attn_test::fixture_tensor<float, 1>(io, "grad.bias").view(),
+                                       1e-5));
+    }
+    // Accumulates: a second backward doubles the parameter gradients.
+    layer.backward(x.view(), R.view());
+    const auto once = attn_test::fixture_tensor<float, 2>(io, "grad.weight");
+    EXPECT_NEAR(layer.weight_grad()(1, 2), 2 * once(1, 2), 1e-5);
+  }
+}
+
+TEST(Linear, GradientCheckWithStridedInput) {
+  attn::Linear<double> layer(4, 3, true, attn::Generator(1));
+  attn::Generator generator(2);
+  auto x = attn_test::random_tensor<3>({2, 5, 4}, generator);
+  const auto R = attn_test::random_tensor<3>({2, 5, 3}, generator);
+  const auto loss = [&] {
+    const auto y = layer.forward(x.view());
+    double sum = 0;
+    for (attn::Index i = 0; i < y.numel(); ++i) sum += y.data()[i] * R.data()[i];
+    return sum;
+  };
+  attn::zero_grad(layer);
+  // The same input handed over as a strided (transposed-back) view must give the same answer.
+  const attn::Tensor<double, 3> swapped(attn::transpose(x.view(), 0, 1));
+  const auto grad_x = layer.backward(attn::transpose(swapped.view(), 0, 1), R.view());
+  EXPECT_TRUE(attn_test::gradients_agree(
+      grad_x.data(), attn_test::numeric_gradient(x.data(), x.numel(), loss), "x"));
+  EXPECT_TRUE(attn_test::gradients_agree(
+      layer.weight_grad().data(), attn_test::numeric_gradient(layer.weight().data(), 12, loss),
+      "weight"));
+  EXPECT_TRUE(attn_test::gradients_agree(
+      layer.bias_grad().data(), attn_test::numeric_gradient(layer.bias().data(), 3, loss), "bias"));
 }
 
 }  // namespace

@@ -4,21 +4,23 @@
 
 #include "attn/layers/multi_head_attention.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
 
-attn::MultiHeadAttentionCombinedQKV<float> make(const attn::io::SafetensorsFile& io,
-                                                attn::Generator& generator) {
+template <typename Scalar>
+attn::MultiHeadAttentionCombinedQKV<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                                       attn::Generator& generator) {
   using attn_test::metadata_int;
-  return attn::MultiHeadAttentionCombinedQKV<float>(
-      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"), 0.0f,
-      metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
+  return attn::MultiHeadAttentionCombinedQKV<Scalar>(
+      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
+      Scalar(0), metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
 }
 
 TEST(MultiHeadAttentionCombinedQKV, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_combined_qkv", "mha_combined_qkv_12heads"}) {
-    attn_test::check_layer_fixture<3>(name, make);
+    attn_test::check_layer_fixture<3>(name, make_layer<float>);
   }
 }
 
@@ -51,6 +53,21 @@ TEST(MultiHeadAttentionCombinedQKV, StateNamesFollowTheNotebook) {
   EXPECT_EQ(dict.count("mask"), 1u);
   ATTN_EXPECT_ERROR(attn::MultiHeadAttentionCombinedQKV<float>(6, 9, 8, 0.0f, 2),
                     std::invalid_argument, {"d_out (9)", "num_heads (2)"});
+}
+
+TEST(MultiHeadAttentionCombinedQKV, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"mha_combined_qkv", "mha_combined_qkv_12heads"}) {
+    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+  }
+}
+
+TEST(MultiHeadAttentionCombinedQKV, GradientCheck) {
+  attn::MultiHeadAttentionCombinedQKV<double> layer(4, 6, 8, 0.0, 2, false, attn::Generator(2));
+  layer.eval();
+  attn::Generator generator(3);
+  attn_test::check_layer_by_finite_differences(layer,
+                                               attn_test::random_tensor<3>({2, 6, 4}, generator));
 }
 
 }  // namespace

@@ -4,21 +4,23 @@
 
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
 
-attn::MultiHeadAttention<float> make(const attn::io::SafetensorsFile& io,
-                                     attn::Generator& generator) {
+template <typename Scalar>
+attn::MultiHeadAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                            attn::Generator& generator) {
   using attn_test::metadata_int;
-  return attn::MultiHeadAttention<float>(
-      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"), 0.0f,
-      metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
+  return attn::MultiHeadAttention<Scalar>(
+      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
+      Scalar(0), metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
 }
 
 TEST(MultiHeadAttention, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_book", "mha_1head", "mha_12heads"}) {
-    attn_test::check_layer_fixture<3>(name, make);
+    attn_test::check_layer_fixture<3>(name, make_layer<float>);
   }
 }
 
@@ -50,6 +52,24 @@ TEST(MultiHeadAttention, BadArgumentsAreErrors) {
   attn::Tensor<float, 3> too_long({2, 8, 3});
   ATTN_EXPECT_ERROR(mha.forward(too_long.view()), attn::ShapeError,
                     {"8 tokens", "context_length is 6"});
+}
+
+TEST(MultiHeadAttention, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"mha_book", "mha_1head", "mha_12heads"}) {
+    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+  }
+}
+
+TEST(MultiHeadAttention, GradientCheckOnBothKernelPaths) {
+  for (auto path : {attn::AttentionPath::reference, attn::AttentionPath::fused}) {
+    attn::MultiHeadAttention<double> layer(4, 6, 8, 0.0, 3, true, attn::Generator(2));
+    layer.set_attention_path(path);
+    layer.eval();
+    attn::Generator generator(3);
+    attn_test::check_layer_by_finite_differences(layer,
+                                                 attn_test::random_tensor<3>({2, 5, 4}, generator));
+  }
 }
 
 }  // namespace

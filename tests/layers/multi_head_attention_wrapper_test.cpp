@@ -4,21 +4,23 @@
 
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
 
-attn::MultiHeadAttentionWrapper<float> make(const attn::io::SafetensorsFile& io,
-                                            attn::Generator& generator) {
+template <typename Scalar>
+attn::MultiHeadAttentionWrapper<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                                   attn::Generator& generator) {
   using attn_test::metadata_int;
-  return attn::MultiHeadAttentionWrapper<float>(
-      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"), 0.0f,
-      metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
+  return attn::MultiHeadAttentionWrapper<Scalar>(
+      metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
+      Scalar(0), metadata_int(io, "num_heads"), metadata_int(io, "qkv_bias") != 0, generator);
 }
 
 TEST(MultiHeadAttentionWrapper, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_wrapper_book", "mha_wrapper_exercise_3_2", "mha_wrapper_bias"}) {
-    attn_test::check_layer_fixture<3>(name, make);
+    attn_test::check_layer_fixture<3>(name, make_layer<float>);
   }
 }
 
@@ -47,6 +49,21 @@ TEST(MultiHeadAttentionWrapper, StateNamesAreNumberedHeads) {
   EXPECT_EQ(dict.count("heads.0.mask"), 1u);
   ATTN_EXPECT_ERROR((attn::MultiHeadAttentionWrapper<float>(3, 2, 6, 0.0f, 0)),
                     std::invalid_argument, {"num_heads (0)"});
+}
+
+TEST(MultiHeadAttentionWrapper, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"mha_wrapper_book", "mha_wrapper_exercise_3_2", "mha_wrapper_bias"}) {
+    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+  }
+}
+
+TEST(MultiHeadAttentionWrapper, GradientCheck) {
+  attn::MultiHeadAttentionWrapper<double> layer(4, 3, 8, 0.0, 2, true, attn::Generator(2));
+  layer.eval();
+  attn::Generator generator(3);
+  attn_test::check_layer_by_finite_differences(layer,
+                                               attn_test::random_tensor<3>({2, 5, 4}, generator));
 }
 
 }  // namespace

@@ -5,9 +5,17 @@
 #include "attn/layers/self_attention_v2.hpp"
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
+
+template <typename Scalar>
+attn::SelfAttentionV1<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                         attn::Generator& generator) {
+  return attn::SelfAttentionV1<Scalar>(attn_test::metadata_int(io, "d_in"),
+                                       attn_test::metadata_int(io, "d_out"), generator);
+}
 
 TEST(SelfAttentionV1, MatchesPyTorchFixtures) {
   for (const char* name : {"self_attention_v1_book", "self_attention_v1_wide"}) {
@@ -46,6 +54,20 @@ TEST(SelfAttentionV1, BadArgumentsAreErrors) {
   const attn::SelfAttentionV1<float> layer(3, 2);
   attn::Tensor<float, 2> x({6, 4});
   ATTN_EXPECT_ERROR(layer.forward(x.view()), attn::ShapeError, {"(6, 4)", "d_in (3)"});
+}
+
+TEST(SelfAttentionV1, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"self_attention_v1_book", "self_attention_v1_wide"}) {
+    attn_test::check_layer_gradients<float, 2>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 2>(name, make_layer<double>);
+  }
+}
+
+TEST(SelfAttentionV1, GradientCheck) {
+  attn::Generator init(2), generator(3);
+  auto layer = make_layer<double>(attn_test::load_io("self_attention_v1_wide"), init);
+  attn_test::check_layer_by_finite_differences(
+      layer, attn_test::random_tensor<2>({4, layer.d_in()}, generator));
 }
 
 }  // namespace

@@ -4,9 +4,18 @@
 
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
+#include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
 
 namespace {
+
+template <typename Scalar>
+attn::SelfAttentionV2<Scalar> make_layer(const attn::io::SafetensorsFile& io,
+                                         attn::Generator& generator) {
+  return attn::SelfAttentionV2<Scalar>(attn_test::metadata_int(io, "d_in"),
+                                       attn_test::metadata_int(io, "d_out"),
+                                       attn_test::metadata_int(io, "qkv_bias") != 0, generator);
+}
 
 TEST(SelfAttentionV2, MatchesPyTorchFixtures) {
   for (const char* name : {"self_attention_v2_book", "self_attention_v2_bias"}) {
@@ -41,6 +50,20 @@ TEST(SelfAttentionV2, BadInputIsAnError) {
   attn::Tensor<double, 2> x({6, 2});
   ATTN_EXPECT_ERROR(layer.forward(x.view()), attn::ShapeError,
                     {"SelfAttentionV2", "(6, 2)", "d_in (3)"});
+}
+
+TEST(SelfAttentionV2, GradientsMatchPyTorchAutograd) {
+  for (const char* name : {"self_attention_v2_book", "self_attention_v2_bias"}) {
+    attn_test::check_layer_gradients<float, 2>(name, make_layer<float>);
+    attn_test::check_layer_gradients<double, 2>(name, make_layer<double>);
+  }
+}
+
+TEST(SelfAttentionV2, GradientCheck) {
+  attn::Generator init(2), generator(3);
+  auto layer = make_layer<double>(attn_test::load_io("self_attention_v2_bias"), init);
+  attn_test::check_layer_by_finite_differences(
+      layer, attn_test::random_tensor<2>({4, layer.d_in()}, generator));
 }
 
 }  // namespace

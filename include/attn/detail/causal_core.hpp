@@ -58,20 +58,41 @@ class CausalCore {
     require_context(who_, x[1], context_length_);
   }
 
-  /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
-  /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
-  template <typename QT, typename KT, typename VT>
-  void attend(const TensorView<QT, 3>& queries, const TensorView<KT, 3>& keys,
-              const TensorView<VT, 3>& values, const TensorView<Scalar, 3>& context) const {
+  /// The kernel options of this layer: causal mask, its dropout and mode, its generator.
+  AttentionOptions<Scalar> options() const {
     AttentionOptions<Scalar> options;
     options.mask = Mask::causal();
     options.dropout = dropout_;
     options.training = training_;
     options.generator = &dropout_generator_;
     options.path = path_;
+    return options;
+  }
+
+  /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
+  /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
+  /// With a cache, keeps what attend_backward needs.
+  template <typename QT, typename KT, typename VT>
+  void attend(const TensorView<QT, 3>& queries, const TensorView<KT, 3>& keys,
+              const TensorView<VT, 3>& values, const TensorView<Scalar, 3>& context,
+              AttentionCache<Scalar>* cache = nullptr) const {
     scaled_dot_product_attention(split_heads(queries, num_heads_), split_heads(keys, num_heads_),
                                  split_heads(values, num_heads_), split_heads(context, num_heads_),
-                                 options);
+                                 options(), {}, cache);
+  }
+
+  /// Backward of attend: writes the (B, T, d_out) gradients of queries, keys and values.
+  void attend_backward(
+      const TensorView<const Scalar, 3>& queries, const TensorView<const Scalar, 3>& keys,
+      const TensorView<const Scalar, 3>& values, const TensorView<const Scalar, 3>& context,
+      const TensorView<const Scalar, 3>& grad_context, const TensorView<Scalar, 3>& grad_queries,
+      const TensorView<Scalar, 3>& grad_keys, const TensorView<Scalar, 3>& grad_values,
+      const AttentionCache<Scalar>& cache) const {
+    scaled_dot_product_attention_backward<Scalar, 4>(
+        split_heads(queries, num_heads_), split_heads(keys, num_heads_),
+        split_heads(values, num_heads_), split_heads(context, num_heads_),
+        split_heads(grad_context, num_heads_), split_heads(grad_queries, num_heads_),
+        split_heads(grad_keys, num_heads_), split_heads(grad_values, num_heads_), options(), cache);
   }
 
   /// The book registers triu(ones(context_length, context_length), 1) as buffer `mask`.

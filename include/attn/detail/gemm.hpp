@@ -56,22 +56,26 @@ inline bool uses_blas() {
   return blas_enabled().load(std::memory_order_relaxed);
 }
 
-/// C = alpha * A op(B) + beta * C for row-major blocks with leading dimensions (row strides):
-/// A is (m, k); B is (n, k) when `b_transposed` (the layout of a Linear weight or of keys),
-/// else (k, n); C is (m, n). Runs on the calling thread.
+/// C = alpha * op(A) op(B) + beta * C for row-major blocks with leading dimensions (row
+/// strides). op(A) is (m, k): A is stored (m, k), or (k, m) when `a_transposed`. op(B) is (k, n):
+/// B is stored (k, n), or (n, k) when `b_transposed` (the layout of a Linear weight or of keys).
+/// C is (m, n). With beta = 0, C is not read. Runs on the calling thread.
 template <typename Scalar>
-void gemm(bool b_transposed, Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
-          const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
+void gemm(bool a_transposed, bool b_transposed, Index m, Index n, Index k, Scalar alpha,
+          const Scalar* a, Index lda, const Scalar* b, Index ldb, Scalar beta, Scalar* c,
+          Index ldc) {
   if (m == 0 || n == 0) return;
 #ifdef ATTN_HAS_BLAS
   constexpr Index int_max = INT_MAX;
   if (k > 0 && uses_blas() && std::max({m, n, k, lda, ldb, ldc}) <= int_max) {
-    // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: swap the operands.
+    // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. A
+    // row-major buffer read column-major is its transpose, so a stored-transposed operand
+    // becomes 'T' and a plain one 'N'.
     const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
     const int LDA = static_cast<int>(std::max<Index>(ldb, 1));
     const int LDB = static_cast<int>(std::max<Index>(lda, 1));
     const int LDC = static_cast<int>(std::max<Index>(ldc, 1));
-    const char transa = b_transposed ? 'T' : 'N', transb = 'N';
+    const char transa = b_transposed ? 'T' : 'N', transb = a_transposed ? 'T' : 'N';
     if constexpr (std::is_same_v<Scalar, float>) {
       sgemm_(&transa, &transb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
       return;
@@ -82,30 +86,35 @@ void gemm(bool b_transposed, Index m, Index n, Index k, Scalar alpha, const Scal
   }
 #endif
   using Stride = Eigen::OuterStride<>;
-  const Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Stride> A(a, m, k, Stride(lda));
+  using ConstMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Stride>;
   Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Stride> C(c, m, n, Stride(ldc));
   if (beta == Scalar(0)) {
     C.setZero();
   } else if (beta != Scalar(1)) {
     C *= beta;
   }
-  if (b_transposed) {
-    const Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Stride> B(b, n, k, Stride(ldb));
+  const ConstMap A(a, a_transposed ? k : m, a_transposed ? m : k, Stride(lda));
+  const ConstMap B(b, b_transposed ? n : k, b_transposed ? k : n, Stride(ldb));
+  if (a_transposed && b_transposed) {
+    C.noalias() += alpha * (A.transpose() * B.transpose());
+  } else if (a_transposed) {
+    C.noalias() += alpha * (A.transpose() * B);
+  } else if (b_transposed) {
     C.noalias() += alpha * (A * B.transpose());
   } else {
-    const Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Stride> B(b, k, n, Stride(ldb));
     C.noalias() += alpha * (A * B);
   }
 }
 
-/// The same product for a large m, split by rows over attn's threads when OpenBLAS is in use
+/// The same product for a large m, its rows split over attn's threads when OpenBLAS is in use
 /// (it runs single-threaded); Eigen parallelises a large product by itself.
 template <typename Scalar>
-void parallel_gemm(bool b_transposed, Index m, Index n, Index k, Scalar alpha, const Scalar* a,
-                   Index lda, const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
+void parallel_gemm(bool a_transposed, bool b_transposed, Index m, Index n, Index k, Scalar alpha,
+                   const Scalar* a, Index lda, const Scalar* b, Index ldb, Scalar beta, Scalar* c,
+                   Index ldc) {
   const int threads = num_threads();
   if (!uses_blas() || threads < 2 || m < 2 * 64) {
-    gemm(b_transposed, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   ATTN_OMP(parallel num_threads(threads)) {
@@ -116,7 +125,10 @@ void parallel_gemm(bool b_transposed, Index m, Index n, Index k, Scalar alpha, c
 #endif
     const Index chunk = (m + parts - 1) / parts;
     const Index row0 = std::min(m, part * chunk), rows = std::min(chunk, m - row0);
-    gemm(b_transposed, rows, n, k, alpha, a + row0 * lda, lda, b, ldb, beta, c + row0 * ldc, ldc);
+    // Rows of op(A) are rows of A, or columns of A when it is stored transposed.
+    const Scalar* a_rows = a_transposed ? a + row0 : a + row0 * lda;
+    gemm(a_transposed, b_transposed, rows, n, k, alpha, a_rows, lda, b, ldb, beta, c + row0 * ldc,
+         ldc);
   }
 }
 

@@ -42,16 +42,47 @@ class StackedQkvAttention {
     return slice(qkv_.bias().view(), 0, part * core_.d_out(), (part + 1) * core_.d_out());
   }
 
-  /// x (B, T, d_in), T <= context_length -> (B, T, d_out).
+  /// What a training forward keeps for backward: the input, the (B, T, 3 d_out) projection,
+  /// the (B, T, d_out) context before out_proj, and the kernel's cache.
+  struct Cache {
+    Tensor<Scalar, 3> x, projected, context;
+    AttentionCache<Scalar> attention;
+  };
+
+  /// x (B, T, d_in), T <= context_length -> (B, T, d_out); with a cache, keeps what backward
+  /// needs.
   template <typename T>
-  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache* cache = nullptr) const {
     core_.check_input(x.shape());
     const Index C = core_.d_out();
-    const Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, 3 * d_out), one GEMM
+    Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, 3 * d_out), one GEMM
     auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), C});
     core_.attend(slice(projected.view(), 2, 0, C), slice(projected.view(), 2, C, 2 * C),
-                 slice(projected.view(), 2, 2 * C, 3 * C), context.view());
-    return out_.forward(context.view());
+                 slice(projected.view(), 2, 2 * C, 3 * C), context.view(),
+                 cache != nullptr ? &cache->attention : nullptr);
+    Tensor<Scalar, 3> out = out_.forward(context.view());
+    if (cache != nullptr) {
+      cache->x = Tensor<Scalar, 3>(TensorView<const Scalar, 3>(x));
+      cache->projected = std::move(projected);
+      cache->context = std::move(context);
+    }
+    return out;
+  }
+
+  /// dL/dout (B, T, d_out) -> dL/dx (B, T, d_in); accumulates the parameter gradients.
+  Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
+    const Index C = core_.d_out();
+    // out = out_proj(context)  ->  d context, and out_proj's gradients
+    const Tensor<Scalar, 3> grad_context = out_.backward(cache.context.view(), grad_out);
+    // context = attention(q, k, v)  ->  dq, dk, dv, side by side like the projection
+    auto grad_projected = Tensor<Scalar, 3>::uninitialized(cache.projected.shape());
+    const auto p = cache.projected.view();
+    const auto g = grad_projected.view();
+    core_.attend_backward(slice(p, 2, 0, C), slice(p, 2, C, 2 * C), slice(p, 2, 2 * C, 3 * C),
+                          cache.context.view(), grad_context.view(), slice(g, 2, 0, C),
+                          slice(g, 2, C, 2 * C), slice(g, 2, 2 * C, 3 * C), cache.attention);
+    // projected = x W_qkv^T + b  ->  dx, and the projection's gradients
+    return qkv_.backward(cache.x.view(), grad_projected.view());
   }
 
  private:

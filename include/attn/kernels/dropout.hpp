@@ -38,6 +38,14 @@ void dropout_inplace(Eigen::MatrixBase<Derived>& values, typename Derived::Scala
   }
 }
 
+/// The backward of dropout_inplace: replays the same draws (a copy of the generator as it was
+/// before the forward) and applies the same mask and scale to the gradient.
+template <typename Derived>
+void dropout_backward_inplace(Eigen::MatrixBase<Derived>& gradient, typename Derived::Scalar p,
+                              Generator& replay) {
+  dropout_inplace(gradient, p, replay);
+}
+
 }  // namespace detail
 
 /// Inverted dropout of a 2-D view in place: each element is zeroed with probability p and the

@@ -78,8 +78,9 @@ void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& 
         const Index cols = std::min(fused_key_tile, key_end - k0);
         auto s = scores.topLeftCorner(rows, cols);
         // Scores of this tile, masked only where the tile crosses the mask.
-        gemm(true, rows, cols, D, scale, q_tile, Q.outerStride(), K.data() + k0 * K.outerStride(),
-             K.outerStride(), Scalar(0), scores.data(), fused_key_tile);
+        gemm(false, true, rows, cols, D, scale, q_tile, Q.outerStride(),
+             K.data() + k0 * K.outerStride(), K.outerStride(), Scalar(0), scores.data(),
+             fused_key_tile);
         if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(s, q0, k0);
         // Online softmax update. A row that has seen only masked keys keeps m = -inf; shifting
         // it by 0 instead of -inf keeps exp() at exactly 0 rather than NaN.
@@ -91,7 +92,7 @@ void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& 
           l(i) = l(i) * rescale(i) + s.row(i).sum();
           a.row(i) *= rescale(i);
         }
-        gemm(false, rows, Dv, cols, Scalar(1), scores.data(), fused_key_tile,
+        gemm(false, false, rows, Dv, cols, Scalar(1), scores.data(), fused_key_tile,
              V.data() + k0 * V.outerStride(), V.outerStride(), Scalar(1), acc.data(), Dv);
         m = new_max.head(rows).matrix();
       }
@@ -104,6 +105,91 @@ void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& 
       if (lse != nullptr) {
         Eigen::Map<Vector>(lse + n * T + q0, rows) =
             seen.select(m.array() + l.array().log(), minus_inf).matrix();
+      }
+    }
+  }
+}
+
+/// Backward of fused_attention, recomputing the weights tile by tile from the saved per-row
+/// log-sum-exp (FlashAttention-2's backward, Dao 2023): P = exp(scale q k^T - lse) needs no
+/// softmax sums, and rowsum(dP * P) equals rowsum(dout * out), computed once per row. Memory
+/// stays O(T * D) per thread. Each task owns one (batch, head), so its dq, dk and dv are
+/// written without races. Writes (does not accumulate) grad_q, grad_k, grad_v.
+template <typename Scalar, int Rank>
+void fused_attention_backward(
+    const TensorView<const Scalar, Rank>& q, const TensorView<const Scalar, Rank>& k,
+    const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
+    const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
+    const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
+    const Mask& mask, const Scalar* lse) {
+  constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
+  const Index T = q.shape()[Rank - 2];
+  const Index S = k.shape()[Rank - 2];
+  const Index D = q.shape()[Rank - 1];
+  const Index Dv = v.shape()[Rank - 1];
+  const Index count = leading_count<Rank>(q.shape());
+  constexpr Index Bq = fused_query_tile, Bk = fused_key_tile;
+
+  ATTN_OMP(parallel num_threads(count < 2 ? 1 : num_threads())) {
+    RowMatrix<Scalar> probabilities(Bq, Bk), grad_scores(Bq, Bk);
+    Eigen::Matrix<Scalar, Eigen::Dynamic, 1> row_dot(T);
+    ATTN_OMP(for schedule(dynamic, 1))
+    for (Index n = 0; n < count; ++n) {
+      const auto Q = as_matrix(leading_matrix(q, n));
+      const auto K = as_matrix(leading_matrix(k, n));
+      const auto V = as_matrix(leading_matrix(v, n));
+      const auto O = as_matrix(leading_matrix(out, n));
+      const auto dO = as_matrix(leading_matrix(grad_out, n));
+      auto dQ = as_matrix(leading_matrix(grad_q, n));
+      auto dK = as_matrix(leading_matrix(grad_k, n));
+      auto dV = as_matrix(leading_matrix(grad_v, n));
+      dQ.setZero();
+      dK.setZero();
+      dV.setZero();
+      const Scalar* row_lse = lse + n * T;
+      // rowsum(dP * P) = rowsum(dout * out): the softmax backward's per-row term.
+      for (Index i = 0; i < T; ++i) row_dot(i) = dO.row(i).dot(O.row(i));
+
+      for (Index k0 = 0; k0 < S; k0 += Bk) {
+        const Index cols = std::min(Bk, S - k0);
+        const Scalar* k_tile = K.data() + k0 * K.outerStride();
+        const Scalar* v_tile = V.data() + k0 * V.outerStride();
+        Scalar* dk_tile = dK.data() + k0 * dK.outerStride();
+        Scalar* dv_tile = dV.data() + k0 * dV.outerStride();
+        for (Index q0 = 0; q0 < T; q0 += Bq) {
+          const Index rows = std::min(Bq, T - q0);
+          if (mask.key_end(q0, rows, S) <= k0) continue;  // every key of this tile is masked
+          const Scalar* q_tile = Q.data() + q0 * Q.outerStride();
+          const Scalar* do_tile = dO.data() + q0 * dO.outerStride();
+          auto p = probabilities.topLeftCorner(rows, cols);
+          auto ds = grad_scores.topLeftCorner(rows, cols);
+          // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
+          gemm(false, true, rows, cols, D, scale, q_tile, Q.outerStride(), k_tile, K.outerStride(),
+               Scalar(0), probabilities.data(), Bk);
+          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(p, q0, k0);
+          for (Index i = 0; i < rows; ++i) {
+            const Scalar shift = row_lse[q0 + i];
+            if (shift == minus_inf) {
+              p.row(i).setZero();  // a fully masked query has no gradient
+            } else {
+              p.row(i) = (p.row(i).array() - shift).exp().matrix();
+            }
+          }
+          // 5. out = P v        ->  dv += P^T dout,  dP = dout v^T
+          gemm(true, false, cols, Dv, rows, Scalar(1), probabilities.data(), Bk, do_tile,
+               dO.outerStride(), Scalar(1), dv_tile, dV.outerStride());
+          gemm(false, true, rows, cols, Dv, Scalar(1), do_tile, dO.outerStride(), v_tile,
+               V.outerStride(), Scalar(0), grad_scores.data(), Bk);
+          // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
+          for (Index i = 0; i < rows; ++i) {
+            ds.row(i) = (p.row(i).array() * (ds.row(i).array() - row_dot(q0 + i))).matrix();
+          }
+          // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
+          gemm(false, false, rows, D, cols, scale, grad_scores.data(), Bk, k_tile, K.outerStride(),
+               Scalar(1), dQ.data() + q0 * dQ.outerStride(), dQ.outerStride());
+          gemm(true, false, cols, D, rows, scale, grad_scores.data(), Bk, q_tile, Q.outerStride(),
+               Scalar(1), dk_tile, dK.outerStride());
+        }
       }
     }
   }

@@ -53,6 +53,57 @@ void reference_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Ran
   }
 }
 
+/// Backward of reference_attention. It recomputes the weights from q and k (stages 1-3) and
+/// replays the dropout mask from `replay`, a copy of the generator taken before the forward, so
+/// the forward keeps nothing. Writes (does not accumulate) grad_q, grad_k, grad_v.
+template <typename Scalar, int Rank>
+void reference_attention_backward(const TensorView<const Scalar, Rank>& q,
+                                  const TensorView<const Scalar, Rank>& k,
+                                  const TensorView<const Scalar, Rank>& v,
+                                  const TensorView<const Scalar, Rank>& grad_out,
+                                  const TensorView<Scalar, Rank>& grad_q,
+                                  const TensorView<Scalar, Rank>& grad_k,
+                                  const TensorView<Scalar, Rank>& grad_v, Scalar scale,
+                                  const Mask& mask, Scalar dropout, Generator* replay) {
+  const Index T = q.shape()[Rank - 2];
+  const Index S = k.shape()[Rank - 2];
+  const Index count = leading_count<Rank>(q.shape());
+  const bool serial = dropout > Scalar(0) || count < 2;  // replays the forward's draw order
+  ATTN_OMP(parallel num_threads(serial ? 1 : num_threads())) {
+    RowMatrix<Scalar> weights(T, S), dropped(T, S), grad_scores(T, S);
+    ATTN_OMP(for schedule(dynamic, 1))
+    for (Index n = 0; n < count; ++n) {
+      const auto Q = as_matrix(leading_matrix(q, n));
+      const auto K = as_matrix(leading_matrix(k, n));
+      const auto V = as_matrix(leading_matrix(v, n));
+      const auto dO = as_matrix(leading_matrix(grad_out, n));
+      auto dQ = as_matrix(leading_matrix(grad_q, n));
+      auto dK = as_matrix(leading_matrix(grad_k, n));
+      auto dV = as_matrix(leading_matrix(grad_v, n));
+
+      // Forward stages 1-4 again: P = softmax(mask(scale q k^T)), P' = dropout(P).
+      weights.noalias() = scale * (Q * K.transpose());
+      mask.apply(weights);
+      softmax_rows_inplace(weights);
+      dropped = weights;
+      Generator same_mask = dropout > Scalar(0) ? *replay : Generator();
+      if (dropout > Scalar(0)) dropout_inplace(dropped, dropout, *replay);
+
+      // 5. out = P' v          ->  dv = P'^T dout,  dP' = dout v^T
+      dV.noalias() = dropped.transpose() * dO;
+      grad_scores.noalias() = dO * V.transpose();
+      // 4. P' = dropout(P)     ->  dP = dP' with the same mask and scale
+      if (dropout > Scalar(0)) dropout_backward_inplace(grad_scores, dropout, same_mask);
+      // 3. P = softmax(S)      ->  dS = P (dP - rowsum(dP P))
+      softmax_backward_rows_inplace(weights, grad_scores);
+      // 2. masked entries have P = 0, so dS is already 0 there.
+      // 1. S = scale q k^T     ->  dq = scale dS k,  dk = scale dS^T q
+      dQ.noalias() = scale * (grad_scores * K);
+      dK.noalias() = scale * (grad_scores.transpose() * Q);
+    }
+  }
+}
+
 }  // namespace attn::detail
 
 #endif  // ATTN_KERNELS_REFERENCE_ATTENTION_HPP

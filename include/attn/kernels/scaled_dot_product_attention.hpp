@@ -18,6 +18,7 @@
 #include <cmath>
 #include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "attn/config.hpp"
 #include "attn/detail/leading_dims.hpp"
@@ -50,6 +51,19 @@ struct AttentionOptions {
   /// Draws the dropout mask; required when training with dropout > 0.
   Generator* generator = nullptr;
   AttentionPath path = AttentionPath::automatic;
+};
+
+/// What a training forward keeps so that scaled_dot_product_attention_backward can run:
+/// which path ran, the scale, the per-row log-sum-exp (fused path: O(T) per head), and a copy of
+/// the dropout generator as it was before the forward (reference path with dropout), from which
+/// the backward replays the same dropout mask instead of storing it.
+template <typename Scalar>
+struct AttentionCache {
+  bool fused = false;
+  Scalar scale = Scalar(1);
+  Scalar dropout = Scalar(0);  ///< the dropout that was applied (0 when none)
+  std::vector<Scalar> log_sum_exp;
+  Generator dropout_replay;
 };
 
 namespace detail {
@@ -138,6 +152,7 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
 /// @param out     (..., T, Dv), written (not accumulated). Must not overlap the inputs.
 /// @param options mask, scale (default 1/sqrt(D)), dropout and training flag, generator, path.
 /// @param weights optional (..., T, S) output of the attention weights; an empty view skips it.
+/// @param cache   optional: filled with what scaled_dot_product_attention_backward needs.
 /// @throws ShapeError if the shapes disagree (the message names the argument and the shapes),
 ///         std::invalid_argument for a bad dropout or scale, for dropout without a Generator,
 ///         or for weights or dropout requested from AttentionPath::fused.
@@ -146,7 +161,8 @@ void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorVie
                                   const TensorView<VT, Rank>& v,
                                   const TensorView<Scalar, Rank>& out,
                                   const AttentionOptions<Scalar>& options = {},
-                                  const TensorView<Scalar, Rank>& weights = {}) {
+                                  const TensorView<Scalar, Rank>& weights = {},
+                                  AttentionCache<Scalar>* cache = nullptr) {
   static_assert(Rank >= 2, "scaled_dot_product_attention needs (..., tokens, dim) views.");
   static_assert(std::is_same_v<std::remove_const_t<QT>, Scalar> &&
                     std::is_same_v<std::remove_const_t<KT>, Scalar> &&
@@ -162,12 +178,71 @@ void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorVie
   const bool apply_dropout = options.training && options.dropout > Scalar(0);
   const bool fused = options.path == AttentionPath::fused ||
                      (options.path == AttentionPath::automatic && !want_weights && !apply_dropout);
+  if (cache != nullptr) {
+    cache->fused = fused;
+    cache->scale = scale;
+    cache->dropout = apply_dropout ? options.dropout : Scalar(0);
+    if (apply_dropout) cache->dropout_replay = *options.generator;
+    cache->log_sum_exp.assign(fused ? static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]) : 0,
+                              Scalar(0));
+  }
   if (fused) {
-    detail::fused_attention(q, k, v, out, scale, options.mask);
+    detail::fused_attention(q, k, v, out, scale, options.mask,
+                            cache != nullptr ? cache->log_sum_exp.data() : nullptr);
   } else {
     detail::reference_attention(q, k, v, out, scale, options.mask,
                                 apply_dropout ? options.dropout : Scalar(0), options.generator,
                                 want_weights ? &weights : nullptr);
+  }
+}
+
+/// Gradients of scaled_dot_product_attention with respect to q, k and v, given the gradient of
+/// the loss with respect to its output, from what the forward kept in `cache` (the same path,
+/// mask, scale and dropout mask are used). Stages mirror the forward in reverse:
+///   5. dv = P'^T dout, dP' = dout v^T   4. dP = dropout mask applied to dP'
+///   3. dS = P (dP - rowsum(dP P))       1. dq = scale dS k, dk = scale dS^T q
+/// Masked pairs get no gradient; a fully masked query's row gives zero gradients.
+/// @param q, k, v, out the forward's operands and output, unchanged since the forward.
+/// @param grad_out     (..., T, Dv) gradient with respect to out.
+/// @param grad_q, grad_k, grad_v written (not accumulated), shaped like q, k, v; may be strided.
+/// @param options      the forward's options (mask; scale and dropout are taken from the cache).
+/// @throws ShapeError if a gradient's shape differs from its operand's, or the cache does not
+///         fit these shapes.
+template <typename Scalar, int Rank>
+void scaled_dot_product_attention_backward(
+    const detail::ConstView<Scalar, Rank>& q, const detail::ConstView<Scalar, Rank>& k,
+    const detail::ConstView<Scalar, Rank>& v, const detail::ConstView<Scalar, Rank>& out,
+    const detail::ConstView<Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
+    const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v,
+    const AttentionOptions<Scalar>& options, const AttentionCache<Scalar>& cache) {
+  constexpr const char* who = "scaled_dot_product_attention_backward";
+  AttentionOptions<Scalar> shapes_only;  // dropout and scale come from the cache
+  shapes_only.mask = options.mask;
+  detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(), nullptr,
+                                           shapes_only);
+  const std::pair<const char*, std::pair<Shape<Rank>, Shape<Rank>>> pairs[] = {
+      {"grad_out", {grad_out.shape(), out.shape()}},
+      {"grad_q", {grad_q.shape(), q.shape()}},
+      {"grad_k", {grad_k.shape(), k.shape()}},
+      {"grad_v", {grad_v.shape(), v.shape()}}};
+  for (const auto& [name, shapes] : pairs) {
+    if (shapes.first != shapes.second) {
+      throw ShapeError(detail::concat(who, ": ", name, " has shape ", to_string(shapes.first),
+                                      " but must be ", to_string(shapes.second)));
+    }
+  }
+  if (cache.fused) {
+    const auto rows = static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]);
+    if (cache.log_sum_exp.size() != rows) {
+      throw ShapeError(detail::concat(who, ": the cache holds ", cache.log_sum_exp.size(),
+                                      " rows but q has ", rows, "; pass the forward's cache"));
+    }
+    detail::fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v, cache.scale,
+                                     options.mask, cache.log_sum_exp.data());
+  } else {
+    Generator replay = cache.dropout_replay;
+    detail::reference_attention_backward(q, k, v, grad_out, grad_q, grad_k, grad_v, cache.scale,
+                                         options.mask, cache.dropout, &replay);
   }
 }
 

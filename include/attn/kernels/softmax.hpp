@@ -35,6 +35,19 @@ void softmax_rows_inplace(Eigen::MatrixBase<Derived>& rows) {
   }
 }
 
+/// Softmax backward, in place: given the softmax output P and the gradient dP with respect to
+/// it, turns dP into the gradient with respect to the logits,
+///   dS = P * (dP - rowsum(dP * P)),
+/// the closed form of the Jacobian-vector product: O(rows * cols), no per-row Jacobian.
+template <typename DerivedP, typename DerivedG>
+void softmax_backward_rows_inplace(const Eigen::MatrixBase<DerivedP>& probabilities,
+                                   Eigen::MatrixBase<DerivedG>& gradient) {
+  for (Index i = 0; i < gradient.rows(); ++i) {
+    const auto dot = gradient.row(i).dot(probabilities.row(i));
+    gradient.row(i) = (probabilities.row(i).array() * (gradient.row(i).array() - dot)).matrix();
+  }
+}
+
 template <typename In, typename Out>
 void check_softmax_shapes(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out,
                           const char* who) {

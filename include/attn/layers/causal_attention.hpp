@@ -52,16 +52,33 @@ class CausalAttention {
   /// Which kernel implementation forward uses (automatic: fused unless dropout is active).
   void set_attention_path(AttentionPath path) { core_.set_attention_path(path); }
 
+  /// What a training forward keeps for backward: the input, the projections, the context
+  /// and the kernel's cache.
+  struct Cache {
+    Tensor<Scalar, 3> x, queries, keys, values, context;
+    AttentionCache<Scalar> attention;
+  };
+
   /// @param x       (B, T, d_in), T <= context_length.
   /// @param context (B, T, d_out), written; may be a strided view (the wrapper passes slices).
+  /// @param cache   optional: filled with what backward needs.
   /// @throws ShapeError if x is not (B, T <= context_length, d_in) or context's shape differs.
   template <typename T>
-  void forward_into(const TensorView<T, 3>& x, const TensorView<Scalar, 3>& context) const {
+  void forward_into(const TensorView<T, 3>& x, const TensorView<Scalar, 3>& context,
+                    Cache* cache = nullptr) const {
     core_.check_input(x.shape());
-    const Tensor<Scalar, 3> queries = W_query_.forward(x);
-    const Tensor<Scalar, 3> keys = W_key_.forward(x);
-    const Tensor<Scalar, 3> values = W_value_.forward(x);
-    core_.attend(queries.view(), keys.view(), values.view(), context);
+    Tensor<Scalar, 3> queries = W_query_.forward(x);
+    Tensor<Scalar, 3> keys = W_key_.forward(x);
+    Tensor<Scalar, 3> values = W_value_.forward(x);
+    core_.attend(queries.view(), keys.view(), values.view(), context,
+                 cache != nullptr ? &cache->attention : nullptr);
+    if (cache != nullptr) {
+      cache->x = Tensor<Scalar, 3>(TensorView<const Scalar, 3>(x));
+      cache->queries = std::move(queries);
+      cache->keys = std::move(keys);
+      cache->values = std::move(values);
+      cache->context = Tensor<Scalar, 3>(TensorView<const Scalar, 3>(context));
+    }
   }
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
@@ -70,6 +87,31 @@ class CausalAttention {
     Tensor<Scalar, 3> context({x.size(0), x.size(1), d_out()});
     forward_into(x, context.view());
     return context;
+  }
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
+    Tensor<Scalar, 3> context({x.size(0), x.size(1), d_out()});
+    forward_into(x, context.view(), &cache);
+    return context;
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the
+  /// projections' gradients.
+  /// @param grad_context (B, T, d_out), dL/dcontext; may be strided.
+  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_context) {
+    Tensor<Scalar, 3> grad_q(cache.queries.shape()), grad_k(cache.keys.shape()),
+        grad_v(cache.values.shape());
+    const Tensor<Scalar, 3> grad_c(grad_context);
+    core_.attend_backward(cache.queries.view(), cache.keys.view(), cache.values.view(),
+                          cache.context.view(), grad_c.view(), grad_q.view(), grad_k.view(),
+                          grad_v.view(), cache.attention);
+    // x feeds three projections: its gradient is the sum of theirs.
+    Tensor<Scalar, 3> grad_x = W_query_.backward(cache.x.view(), grad_q.view());
+    grad_x += W_key_.backward(cache.x.view(), grad_k.view());
+    grad_x += W_value_.backward(cache.x.view(), grad_v.view());
+    return grad_x;
   }
 
   /// Entries "W_query.weight", "W_key.weight", "W_value.weight" (d_out, d_in), their biases

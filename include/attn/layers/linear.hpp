@@ -90,7 +90,7 @@ class Linear {
     }
     for_each_row_block(x, y, [&](auto X, auto Y) {
       // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
-      detail::parallel_gemm(true, X.rows(), out_features_, in_features_, Scalar(1), X.data(),
+      detail::parallel_gemm(false, true, X.rows(), out_features_, in_features_, Scalar(1), X.data(),
                             X.outerStride(), weight_.data(), in_features_, Scalar(0), Y.data(),
                             Y.outerStride());
       if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
@@ -107,11 +107,63 @@ class Linear {
     return y;
   }
 
-  /// Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out).
+  /// Backward of forward(x): accumulates (+=) dL/dweight = dy^T x and dL/dbias = sum of dy
+  /// over rows into the gradients, and returns dL/dx = dy W. Linear keeps nothing from the
+  /// forward: pass the same x.
+  /// @param x      (..., in_features), the forward's input.
+  /// @param grad_y (..., out_features), dL/dy.
+  /// @throws ShapeError if the shapes do not match the forward's.
+  template <typename T, int Rank>
+  Tensor<Scalar, Rank> backward(const TensorView<T, Rank>& x,
+                                const detail::ConstView<Scalar, Rank>& grad_y) {
+    Shape<Rank> y_shape = x.shape();
+    y_shape[Rank - 1] = out_features_;
+    detail::require_features("Linear::backward", x.shape(), in_features_, "in_features");
+    if (grad_y.shape() != y_shape) {
+      throw ShapeError(detail::concat("Linear::backward: grad_y has shape ",
+                                      to_string(grad_y.shape()), " but must be ",
+                                      to_string(y_shape)));
+    }
+    // Work on contiguous (rows, features) matrices; inputs that already are cost no copy.
+    const Tensor<Scalar, Rank> xc = contiguous(x), dyc = contiguous(grad_y);
+    const Index rows = x.numel() / in_features_;
+    const Scalar* X = xc.numel() == x.numel() && xc.numel() > 0 ? xc.data() : x.data();
+    const Scalar* dY =
+        dyc.numel() == grad_y.numel() && dyc.numel() > 0 ? dyc.data() : grad_y.data();
+    auto grad_x = Tensor<Scalar, Rank>::uninitialized(x.shape());
+    if (rows == 0) return grad_x;
+    // y = x W^T + b   ->   dW += dy^T x,  db += rowsum(dy),  dx = dy W
+    detail::parallel_gemm(true, false, out_features_, in_features_, rows, Scalar(1), dY,
+                          out_features_, X, in_features_, Scalar(1), weight_grad_.data(),
+                          in_features_);
+    if (has_bias_) {
+      as_vector(bias_grad_.view()) +=
+          Eigen::Map<const RowMatrix<Scalar>>(dY, rows, out_features_).colwise().sum().transpose();
+    }
+    detail::parallel_gemm(false, false, rows, in_features_, out_features_, Scalar(1), dY,
+                          out_features_, weight_.data(), in_features_, Scalar(0), grad_x.data(),
+                          in_features_);
+    return grad_x;
+  }
+
+  Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
+  Tensor<Scalar, 1>& bias_grad() { return bias_grad_; }
+
+  /// Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
   template <typename Visitor>
   void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    visit(StateEntry<Scalar>{prefix + "weight", {out_features_, in_features_}, weight_.data()});
-    if (has_bias_) visit(StateEntry<Scalar>{prefix + "bias", {out_features_}, bias_.data()});
+    visit(StateEntry<Scalar>{prefix + "weight",
+                             {out_features_, in_features_},
+                             weight_.data(),
+                             StateEntry<Scalar>::Kind::parameter,
+                             weight_grad_.data()});
+    if (has_bias_) {
+      visit(StateEntry<Scalar>{prefix + "bias",
+                               {out_features_},
+                               bias_.data(),
+                               StateEntry<Scalar>::Kind::parameter,
+                               bias_grad_.data()});
+    }
   }
 
  private:
@@ -121,7 +173,16 @@ class Linear {
         out_features_(validated(out_features, "out_features")),
         has_bias_(bias),
         weight_({out_features, in_features}),
-        bias_({bias ? out_features : 0}) {}
+        bias_({bias ? out_features : 0}),
+        weight_grad_(weight_.shape()),
+        bias_grad_(bias_.shape()) {}
+
+  // An empty tensor when the view is already contiguous (use the view), else a contiguous copy.
+  template <typename T, int Rank>
+  static Tensor<Scalar, Rank> contiguous(const TensorView<T, Rank>& view) {
+    if (view.is_contiguous()) return Tensor<Scalar, Rank>();
+    return Tensor<Scalar, Rank>(TensorView<const Scalar, Rank>(view));
+  }
 
   static Index validated(Index features, const char* name) {
     detail::require_positive("Linear", name, features);
@@ -170,6 +231,8 @@ class Linear {
   bool has_bias_;
   Tensor<Scalar, 2> weight_;
   Tensor<Scalar, 1> bias_;
+  Tensor<Scalar, 2> weight_grad_;
+  Tensor<Scalar, 1> bias_grad_;
   bool training_ = true;  // PyTorch modules start in training mode
 };
 

@@ -80,17 +80,42 @@ class MultiHeadAttention {
     return impl_.forward(x);
   }
 
+  /// What a training forward keeps for backward: the input, the stacked projection, the
+  /// context before the output projection, and the kernel's cache (log-sum-exp per row, or the
+  /// dropout generator's state).
+  using Cache = typename detail::StackedQkvAttention<Scalar>::Cache;
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
+    return impl_.forward(x, &cache);
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the
+  /// gradients of every parameter (see visit_state).
+  /// @param grad_out (B, T, d_out), dL/dout.
+  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_out) {
+    return impl_.backward(cache, grad_out);
+  }
+
   /// Entries "W_query.weight", "W_key.weight", "W_value.weight" (d_out, d_in) and their biases
   /// with qkv_bias, "out_proj.weight" (d_out, d_out), "out_proj.bias", and the buffer "mask".
   template <typename Visitor>
   void visit_state(Visitor&& visit, const std::string& prefix = "") {
     const char* names[] = {"W_query.", "W_key.", "W_value."};
+    const Index weights = d_out() * d_in();
     for (Index part = 0; part < 3; ++part) {
-      visit(StateEntry<Scalar>{
-          prefix + names[part] + "weight", {d_out(), d_in()}, impl_.weight_part(part).data()});
+      visit(StateEntry<Scalar>{prefix + names[part] + "weight",
+                               {d_out(), d_in()},
+                               impl_.weight_part(part).data(),
+                               StateEntry<Scalar>::Kind::parameter,
+                               impl_.qkv().weight_grad().data() + part * weights});
       if (impl_.qkv().has_bias()) {
-        visit(StateEntry<Scalar>{
-            prefix + names[part] + "bias", {d_out()}, impl_.bias_part(part).data()});
+        visit(StateEntry<Scalar>{prefix + names[part] + "bias",
+                                 {d_out()},
+                                 impl_.bias_part(part).data(),
+                                 StateEntry<Scalar>::Kind::parameter,
+                                 impl_.qkv().bias_grad().data() + part * d_out()});
       }
     }
     impl_.out().visit_state(visit, prefix + "out_proj.");

@@ -61,6 +61,24 @@ class MultiHeadAttentionCombinedQKV {
     return impl_.forward(x);
   }
 
+  /// What a training forward keeps for backward: the input, the stacked projection, the
+  /// context before the output projection, and the kernel's cache (log-sum-exp per row, or the
+  /// dropout generator's state).
+  using Cache = typename detail::StackedQkvAttention<Scalar>::Cache;
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
+    return impl_.forward(x, &cache);
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the
+  /// gradients of every parameter (see visit_state).
+  /// @param grad_out (B, T, d_out), dL/dout.
+  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_out) {
+    return impl_.backward(cache, grad_out);
+  }
+
   /// Entries "qkv.weight" (3 * d_out, d_in), "qkv.bias" with qkv_bias, "proj.weight",
   /// "proj.bias", and the buffer "mask".
   template <typename Visitor>

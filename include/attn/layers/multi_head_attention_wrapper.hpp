@@ -54,18 +54,41 @@ class MultiHeadAttentionWrapper {
     for (auto& head : heads_) head.set_attention_path(path);
   }
 
+  /// What a training forward keeps for backward: each head's cache.
+  struct Cache {
+    std::vector<typename CausalAttention<Scalar>::Cache> heads;
+  };
+
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, num_heads * d_out).
   /// @throws ShapeError if x does not fit.
   template <typename T>
   Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
+    return run(x, nullptr);
+  }
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
+    return run(x, &cache);
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (B, T, d_in), the sum over heads, and
+  /// accumulates (+=) every head's gradients.
+  /// @param grad_out (B, T, num_heads * d_out), dL/dout.
+  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_out) {
     const Index width = d_out();
-    Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
+    Tensor<Scalar, 3> grad_x;
     for (Index h = 0; h < num_heads(); ++h) {
-      // torch.cat(..., dim=-1) without the copy: each head writes its own column block.
-      heads_[static_cast<std::size_t>(h)].forward_into(
-          x, slice(context.view(), 2, h * width, (h + 1) * width));
+      const auto index = static_cast<std::size_t>(h);
+      auto grad_head = heads_[index].backward(cache.heads.at(index),
+                                              slice(grad_out, 2, h * width, (h + 1) * width));
+      if (h == 0) {
+        grad_x = std::move(grad_head);
+      } else {
+        grad_x += grad_head;
+      }
     }
-    return context;
+    return grad_x;
   }
 
   /// Entries "heads.<h>.W_query.weight", ..., "heads.<h>.mask" for every head.
@@ -77,6 +100,20 @@ class MultiHeadAttentionWrapper {
   }
 
  private:
+  template <typename T>
+  Tensor<Scalar, 3> run(const TensorView<T, 3>& x, Cache* cache) const {
+    const Index width = d_out();
+    Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
+    if (cache != nullptr) cache->heads.resize(heads_.size());
+    for (Index h = 0; h < num_heads(); ++h) {
+      const auto index = static_cast<std::size_t>(h);
+      // torch.cat(..., dim=-1) without the copy: each head writes its own column block.
+      heads_[index].forward_into(x, slice(context.view(), 2, h * width, (h + 1) * width),
+                                 cache != nullptr ? &cache->heads[index] : nullptr);
+    }
+    return context;
+  }
+
   std::vector<CausalAttention<Scalar>> heads_;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "attn/config.hpp"
+#include "attn/detail/gemm.hpp"
 #include "attn/detail/validate.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
 #include "attn/layers/state_dict.hpp"
@@ -44,28 +45,70 @@ class SelfAttentionV1 {
   Tensor<Scalar, 2>& W_key() { return W_key_; }
   Tensor<Scalar, 2>& W_value() { return W_value_; }
 
+  /// What a training forward keeps for backward: the input, the projections, the context
+  /// and the kernel's cache.
+  struct Cache {
+    Tensor<Scalar, 2> x, queries, keys, values, context;
+    AttentionCache<Scalar> attention;
+  };
+
   /// @param x (T, d_in) token embeddings.
   /// @return  (T, d_out) context vectors.
   /// @throws ShapeError if the last dim of x is not d_in.
   template <typename T>
   Tensor<Scalar, 2> forward(const TensorView<T, 2>& x) const {
-    detail::require_features("SelfAttentionV1", x.shape(), d_in(), "d_in");
-    const auto X = as_matrix(x);
-    Tensor<Scalar, 2> queries({x.size(0), d_out()}), keys(queries.shape()), values(queries.shape()),
-        context(queries.shape());
-    as_matrix(queries.view()).noalias() = X * as_matrix(W_query_.view());
-    as_matrix(keys.view()).noalias() = X * as_matrix(W_key_.view());
-    as_matrix(values.view()).noalias() = X * as_matrix(W_value_.view());
-    scaled_dot_product_attention(queries.view(), keys.view(), values.view(), context.view());
-    return context;
+    Cache cache;
+    run(x, cache, false);
+    return std::move(cache.context);
+  }
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 2> forward(const TensorView<T, 2>& x, Cache& cache) const {
+    run(x, cache, true);
+    return cache.context;
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (T, d_in) and accumulates (+=)
+  /// dL/dW = x^T dL/d(x W) into each weight's gradient.
+  /// @param grad_context (T, d_out), dL/dcontext.
+  Tensor<Scalar, 2> backward(const Cache& cache, const detail::ConstView<Scalar, 2>& grad_context) {
+    Tensor<Scalar, 2> grad_q(cache.queries.shape()), grad_k(grad_q.shape()), grad_v(grad_q.shape());
+    scaled_dot_product_attention_backward<Scalar, 2>(
+        cache.queries.view(), cache.keys.view(), cache.values.view(), cache.context.view(),
+        grad_context, grad_q.view(), grad_k.view(), grad_v.view(), AttentionOptions<Scalar>{},
+        cache.attention);
+    const Index T = cache.x.size(0);
+    auto grad_x = Tensor<Scalar, 2>::uninitialized(cache.x.shape());
+    const Tensor<Scalar, 2>* grads[] = {&grad_q, &grad_k, &grad_v};
+    const Tensor<Scalar, 2>* weights[] = {&W_query_, &W_key_, &W_value_};
+    Tensor<Scalar, 2>* weight_grads[] = {&W_query_grad_, &W_key_grad_, &W_value_grad_};
+    for (int i = 0; i < 3; ++i) {
+      // queries = x W  ->  dW += x^T dqueries,  dx += dqueries W^T
+      detail::gemm(true, false, d_in(), d_out(), T, Scalar(1), cache.x.data(), d_in(),
+                   grads[i]->data(), d_out(), Scalar(1), weight_grads[i]->data(), d_out());
+      detail::gemm(false, true, T, d_in(), d_out(), Scalar(1), grads[i]->data(), d_out(),
+                   weights[i]->data(), d_out(), Scalar(i == 0 ? 0 : 1), grad_x.data(), d_in());
+    }
+    return grad_x;
   }
 
   /// Entries "W_query", "W_key", "W_value", each (d_in, d_out): nn.Parameter names.
   template <typename Visitor>
   void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    visit(StateEntry<Scalar>{prefix + "W_query", {d_in(), d_out()}, W_query_.data()});
-    visit(StateEntry<Scalar>{prefix + "W_key", {d_in(), d_out()}, W_key_.data()});
-    visit(StateEntry<Scalar>{prefix + "W_value", {d_in(), d_out()}, W_value_.data()});
+    using Kind = typename StateEntry<Scalar>::Kind;
+    visit(StateEntry<Scalar>{prefix + "W_query",
+                             {d_in(), d_out()},
+                             W_query_.data(),
+                             Kind::parameter,
+                             W_query_grad_.data()});
+    visit(StateEntry<Scalar>{
+        prefix + "W_key", {d_in(), d_out()}, W_key_.data(), Kind::parameter, W_key_grad_.data()});
+    visit(StateEntry<Scalar>{prefix + "W_value",
+                             {d_in(), d_out()},
+                             W_value_.data(),
+                             Kind::parameter,
+                             W_value_grad_.data()});
   }
 
  private:
@@ -77,7 +120,26 @@ class SelfAttentionV1 {
     return weight;
   }
 
+  template <typename T>
+  void run(const TensorView<T, 2>& x, Cache& cache, bool keep) const {
+    detail::require_features("SelfAttentionV1", x.shape(), d_in(), "d_in");
+    const auto X = as_matrix(x);
+    cache.queries = Tensor<Scalar, 2>({x.size(0), d_out()});
+    cache.keys = Tensor<Scalar, 2>(cache.queries.shape());
+    cache.values = Tensor<Scalar, 2>(cache.queries.shape());
+    cache.context = Tensor<Scalar, 2>(cache.queries.shape());
+    as_matrix(cache.queries.view()).noalias() = X * as_matrix(W_query_.view());
+    as_matrix(cache.keys.view()).noalias() = X * as_matrix(W_key_.view());
+    as_matrix(cache.values.view()).noalias() = X * as_matrix(W_value_.view());
+    scaled_dot_product_attention(cache.queries.view(), cache.keys.view(), cache.values.view(),
+                                 cache.context.view(), AttentionOptions<Scalar>{}, {},
+                                 keep ? &cache.attention : nullptr);
+    if (keep) cache.x = Tensor<Scalar, 2>(TensorView<const Scalar, 2>(x));
+  }
+
   Tensor<Scalar, 2> W_query_, W_key_, W_value_;
+  Tensor<Scalar, 2> W_query_grad_{W_query_.shape()}, W_key_grad_{W_query_.shape()},
+      W_value_grad_{W_query_.shape()};
   bool training_ = true;  // PyTorch modules start in training mode
 };
 

@@ -43,18 +43,44 @@ class SelfAttentionV2 {
   Linear<Scalar>& W_key() { return W_key_; }
   Linear<Scalar>& W_value() { return W_value_; }
 
+  /// What a training forward keeps for backward: the input, the projections, the context
+  /// and the kernel's cache.
+  struct Cache {
+    Tensor<Scalar, 2> x, queries, keys, values, context;
+    AttentionCache<Scalar> attention;
+  };
+
   /// @param x (T, d_in) token embeddings.
   /// @return  (T, d_out) context vectors.
   /// @throws ShapeError if the last dim of x is not d_in.
   template <typename T>
   Tensor<Scalar, 2> forward(const TensorView<T, 2>& x) const {
-    detail::require_features("SelfAttentionV2", x.shape(), d_in(), "d_in");
-    const Tensor<Scalar, 2> queries = W_query_.forward(x);
-    const Tensor<Scalar, 2> keys = W_key_.forward(x);
-    const Tensor<Scalar, 2> values = W_value_.forward(x);
-    Tensor<Scalar, 2> context(queries.shape());
-    scaled_dot_product_attention(queries.view(), keys.view(), values.view(), context.view());
-    return context;
+    Cache cache;
+    run(x, cache, false);
+    return std::move(cache.context);
+  }
+
+  /// Forward that fills `cache` for backward. Same result as forward(x).
+  template <typename T>
+  Tensor<Scalar, 2> forward(const TensorView<T, 2>& x, Cache& cache) const {
+    run(x, cache, true);
+    return cache.context;
+  }
+
+  /// Backward of forward(x, cache): returns dL/dx (T, d_in) and accumulates (+=) the three
+  /// projections' gradients.
+  /// @param grad_context (T, d_out), dL/dcontext.
+  Tensor<Scalar, 2> backward(const Cache& cache, const detail::ConstView<Scalar, 2>& grad_context) {
+    Tensor<Scalar, 2> grad_q(cache.queries.shape()), grad_k(grad_q.shape()), grad_v(grad_q.shape());
+    scaled_dot_product_attention_backward<Scalar, 2>(
+        cache.queries.view(), cache.keys.view(), cache.values.view(), cache.context.view(),
+        grad_context, grad_q.view(), grad_k.view(), grad_v.view(), AttentionOptions<Scalar>{},
+        cache.attention);
+    // x feeds three projections: its gradient is the sum of theirs.
+    Tensor<Scalar, 2> grad_x = W_query_.backward(cache.x.view(), grad_q.view());
+    grad_x += W_key_.backward(cache.x.view(), grad_k.view());
+    grad_x += W_value_.backward(cache.x.view(), grad_v.view());
+    return grad_x;
   }
 
   /// Entries "W_query.weight" (d_out, d_in), "W_query.bias" with qkv_bias, and so on.
@@ -66,6 +92,19 @@ class SelfAttentionV2 {
   }
 
  private:
+  template <typename T>
+  void run(const TensorView<T, 2>& x, Cache& cache, bool keep) const {
+    detail::require_features("SelfAttentionV2", x.shape(), d_in(), "d_in");
+    cache.queries = W_query_.forward(x);
+    cache.keys = W_key_.forward(x);
+    cache.values = W_value_.forward(x);
+    cache.context = Tensor<Scalar, 2>(cache.queries.shape());
+    scaled_dot_product_attention(cache.queries.view(), cache.keys.view(), cache.values.view(),
+                                 cache.context.view(), AttentionOptions<Scalar>{}, {},
+                                 keep ? &cache.attention : nullptr);
+    if (keep) cache.x = Tensor<Scalar, 2>(TensorView<const Scalar, 2>(x));
+  }
+
   Linear<Scalar> W_query_, W_key_, W_value_;
   bool training_ = true;  // PyTorch modules start in training mode
 };

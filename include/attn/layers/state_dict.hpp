@@ -8,6 +8,7 @@
 #ifndef ATTN_LAYERS_STATE_DICT_HPP
 #define ATTN_LAYERS_STATE_DICT_HPP
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -39,6 +40,8 @@ struct StateEntry {
   std::vector<Index> shape;
   Scalar* data = nullptr;
   Kind kind = Kind::parameter;
+  /// The parameter's gradient, same shape, accumulated by backward (null for buffers).
+  Scalar* grad = nullptr;
 
   Index numel() const {
     Index count = 1;
@@ -64,6 +67,9 @@ Scalar causal_mask_value(const std::vector<Index>& shape, Index flat) {
 }
 
 }  // namespace detail
+
+// visit_state hands out mutable pointers, so it is non-const; the read-only functions below
+// const_cast the layer to call it and only ever read through the pointers.
 
 /// A copy of every entry of `layer`, parameters and the book's `mask` buffers, by PyTorch name.
 template <typename Layer, typename Scalar = typename Layer::Scalar>
@@ -128,6 +134,27 @@ void load_state_dict(Layer& layer, const StateDict<Scalar>& dict) {
     const auto& values = dict.at(entry.name).values;
     std::copy(values.begin(), values.end(), entry.data);
   }
+}
+
+/// Sets every parameter gradient of `layer` to zero (backward accumulates into them).
+template <typename Layer>
+void zero_grad(Layer& layer) {
+  using Scalar = typename Layer::Scalar;
+  layer.visit_state([](const StateEntry<Scalar>& entry) {
+    if (entry.grad != nullptr) std::fill(entry.grad, entry.grad + entry.numel(), Scalar(0));
+  });
+}
+
+/// A copy of every parameter gradient, by the parameter's PyTorch name.
+template <typename Layer, typename Scalar = typename Layer::Scalar>
+StateDict<Scalar> gradients(const Layer& layer) {
+  StateDict<Scalar> dict;
+  const_cast<Layer&>(layer).visit_state([&](const StateEntry<Scalar>& entry) {
+    if (entry.grad == nullptr) return;
+    dict[entry.name] = NamedTensor<Scalar>{
+        entry.shape, std::vector<Scalar>(entry.grad, entry.grad + entry.numel())};
+  });
+  return dict;
 }
 
 /// Number of trainable scalars (buffers excluded), as sum(p.numel() for p in parameters()).

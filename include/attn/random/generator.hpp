@@ -8,6 +8,7 @@
 #ifndef ATTN_RANDOM_GENERATOR_HPP
 #define ATTN_RANDOM_GENERATOR_HPP
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <type_traits>
@@ -41,6 +42,15 @@ class Generator {
       const std::uint64_t bits = ((high << 32) | low) & ((std::uint64_t{1} << 53) - 1);
       return static_cast<Scalar>(static_cast<double>(bits) * (1.0 / 9007199254740992.0));
     }
+  }
+
+  /// A standard normal number (Box-Muller on two uniforms). Not bit-compatible with
+  /// torch.randn, whose vectorised sampler draws in another order.
+  template <typename Scalar>
+  Scalar normal() {
+    const double u1 = 1.0 - uniform<double>();  // (0, 1]: log stays finite
+    const double u2 = uniform<double>();
+    return static_cast<Scalar>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
   }
 
   /// A uniform number in [from, to), as torch.Tensor.uniform_(from, to).

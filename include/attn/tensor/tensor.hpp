@@ -96,6 +96,17 @@ class Tensor {
 
   void fill(Scalar value) { storage_.setConstant(value); }
 
+  /// Element-wise sum with a tensor of the same shape (how gradients from several paths add).
+  /// @throws ShapeError if the shapes differ.
+  Tensor& operator+=(const Tensor& other) {
+    if (other.shape_ != shape_) {
+      throw ShapeError(detail::concat("Tensor::operator+=: shape ", to_string(other.shape_),
+                                      " does not match ", to_string(shape_)));
+    }
+    storage_ += other.storage_;
+    return *this;
+  }
+
  private:
   void copy_from(const TensorView<const Scalar, Rank>& source, int dim, Index offset, Index& flat) {
     for (Index i = 0; i < source.shape()[dim]; ++i) {

@@ -105,6 +105,13 @@ class TensorView {
   Shape<Rank> strides_{};
 };
 
+namespace detail {
+/// A read-only view parameter that takes part in no template deduction, so mutable views and
+/// tensors convert to it (Scalar and Rank are deduced from the function's other arguments).
+template <typename Scalar, int Rank>
+using ConstView = typename std::enable_if<true, TensorView<const Scalar, Rank>>::type;
+}  // namespace detail
+
 }  // namespace attn
 
 #endif  // ATTN_TENSOR_TENSOR_VIEW_HPP

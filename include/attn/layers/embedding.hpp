@@ -1,0 +1,112 @@
+// attn/layers/embedding.hpp: Embedding, a lookup table of learned vectors (nn.Embedding):
+// token ids in, vectors out. The first layer of the training example.
+#ifndef ATTN_LAYERS_EMBEDDING_HPP
+#define ATTN_LAYERS_EMBEDDING_HPP
+
+#include <string>
+
+#include "attn/config.hpp"
+#include "attn/detail/validate.hpp"
+#include "attn/layers/state_dict.hpp"
+#include "attn/random/generator.hpp"
+#include "attn/tensor/eigen_interop.hpp"
+#include "attn/tensor/tensor.hpp"
+#include "attn/tensor/view_ops.hpp"
+
+namespace attn {
+
+/// nn.Embedding: `weight` is (num_embeddings, embedding_dim), initialised N(0, 1) as PyTorch
+/// does (from attn's own normal sampler, so not the same numbers as torch.randn).
+template <typename ScalarType>
+class Embedding {
+ public:
+  using Scalar = ScalarType;
+
+  /// @throws std::invalid_argument if a size is not positive.
+  Embedding(Index num_embeddings, Index embedding_dim, Generator&& generator = Generator())
+      : Embedding(num_embeddings, embedding_dim, static_cast<Generator&>(generator)) {}
+
+  Embedding(Index num_embeddings, Index embedding_dim, Generator& generator)
+      : weight_(validated(num_embeddings, embedding_dim)), weight_grad_(weight_.shape()) {
+    for (Index i = 0; i < weight_.numel(); ++i) weight_.data()[i] = generator.normal<Scalar>();
+  }
+
+  Index num_embeddings() const { return weight_.size(0); }
+  Index embedding_dim() const { return weight_.size(1); }
+  Tensor<Scalar, 2>& weight() { return weight_; }
+  Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
+
+  void train(bool training = true) { training_ = training; }
+  void eval() { training_ = false; }
+  bool is_training() const { return training_; }
+
+  /// @param ids (B, T) indices in [0, num_embeddings). @return (B, T, embedding_dim).
+  /// @throws IndexError naming an id outside [0, num_embeddings).
+  Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids) const {
+    check(ids);
+    auto out = Tensor<Scalar, 3>::uninitialized({ids.size(0), ids.size(1), embedding_dim()});
+    const auto table = as_matrix(weight_.view());
+    auto rows = as_matrix(reshape<2>(out.view(), Shape<2>{-1, embedding_dim()}));
+    Index r = 0;
+    for (Index b = 0; b < ids.size(0); ++b) {
+      for (Index t = 0; t < ids.size(1); ++t) rows.row(r++) = table.row(ids(b, t));
+    }
+    return out;
+  }
+
+  /// Backward of forward(ids): accumulates (+=) each output row's gradient into the row of the
+  /// id it was looked up from. Ids are not differentiable, so nothing is returned.
+  /// @param grad_out (B, T, embedding_dim).
+  void backward(const TensorView<const Index, 2>& ids,
+                const TensorView<const Scalar, 3>& grad_out) {
+    check(ids);
+    const Shape<3> expected{ids.size(0), ids.size(1), embedding_dim()};
+    if (grad_out.shape() != expected) {
+      throw ShapeError(detail::concat("Embedding::backward: grad_out has shape ",
+                                      to_string(grad_out.shape()), " but must be ",
+                                      to_string(expected)));
+    }
+    auto table = as_matrix(weight_grad_.view());
+    for (Index b = 0; b < ids.size(0); ++b) {
+      for (Index t = 0; t < ids.size(1); ++t) {
+        table.row(ids(b, t)) += as_matrix(select(grad_out, 0, b)).row(t);
+      }
+    }
+  }
+
+  /// Entry "weight" (num_embeddings, embedding_dim), with its gradient.
+  template <typename Visitor>
+  void visit_state(Visitor&& visit, const std::string& prefix = "") {
+    visit(StateEntry<Scalar>{prefix + "weight",
+                             {num_embeddings(), embedding_dim()},
+                             weight_.data(),
+                             StateEntry<Scalar>::Kind::parameter,
+                             weight_grad_.data()});
+  }
+
+ private:
+  static Shape<2> validated(Index num_embeddings, Index embedding_dim) {
+    detail::require_positive("Embedding", "num_embeddings", num_embeddings);
+    detail::require_positive("Embedding", "embedding_dim", embedding_dim);
+    return {num_embeddings, embedding_dim};
+  }
+
+  void check(const TensorView<const Index, 2>& ids) const {
+    for (Index b = 0; b < ids.size(0); ++b) {
+      for (Index t = 0; t < ids.size(1); ++t) {
+        if (ids(b, t) < 0 || ids(b, t) >= num_embeddings()) {
+          throw IndexError(detail::concat("Embedding: id ", ids(b, t), " at (", b, ", ", t,
+                                          ") is outside [0, ", num_embeddings(), ")"));
+        }
+      }
+    }
+  }
+
+  Tensor<Scalar, 2> weight_;
+  Tensor<Scalar, 2> weight_grad_;
+  bool training_ = true;
+};
+
+}  // namespace attn
+
+#endif  // ATTN_LAYERS_EMBEDDING_HPP

@@ -1,0 +1,65 @@
+// attn/optim/parameter_list.hpp: the parameters an optimiser updates, gathered by name from
+// one or more layers through their visit_state.
+#ifndef ATTN_OPTIM_PARAMETER_LIST_HPP
+#define ATTN_OPTIM_PARAMETER_LIST_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "attn/config.hpp"
+#include "attn/layers/state_dict.hpp"
+
+namespace attn::detail {
+
+template <typename Scalar>
+struct ParameterSlot {
+  std::string name;
+  Scalar* data;
+  Scalar* grad;
+  Index numel;
+};
+
+template <typename Scalar>
+class ParameterList {
+ public:
+  /// Adds every trainable entry of `layer` (buffers are skipped).
+  /// @throws std::invalid_argument if a name is registered twice.
+  template <typename Layer>
+  void add(Layer& layer, const std::string& prefix) {
+    layer.visit_state([&](const StateEntry<Scalar>& entry) {
+      if (entry.kind != StateEntry<Scalar>::Kind::parameter) return;
+      const std::string name = prefix + entry.name;
+      for (const auto& slot : slots_) {
+        if (slot.name == name) {
+          throw std::invalid_argument("optimiser: parameter '" + name + "' is registered twice");
+        }
+      }
+      slots_.push_back({name, entry.data, entry.grad, entry.numel()});
+    });
+  }
+
+  std::size_t size() const { return slots_.size(); }
+  const ParameterSlot<Scalar>& operator[](std::size_t i) const { return slots_[i]; }
+
+  void zero_grad() {
+    for (const auto& slot : slots_) std::fill(slot.grad, slot.grad + slot.numel, Scalar(0));
+  }
+
+ private:
+  std::vector<ParameterSlot<Scalar>> slots_;
+};
+
+/// @throws std::invalid_argument "<who>: <name> (<value>) must be finite and non-negative".
+template <typename Scalar>
+void require_hyperparameter(const char* who, const char* name, Scalar value) {
+  if (!(value >= Scalar(0)) || !std::isfinite(value)) {
+    throw std::invalid_argument(
+        concat(who, ": ", name, " (", value, ") must be finite and non-negative"));
+  }
+}
+
+}  // namespace attn::detail
+
+#endif  // ATTN_OPTIM_PARAMETER_LIST_HPP
