@@ -19,6 +19,7 @@
 #include "attn/layers/simplified_self_attention.hpp"
 #include "attn/layers/state_dict.hpp"
 #include "attn/losses/cross_entropy.hpp"
+#include "attn/models/attention_language_model.hpp"
 #include "attn/optim/adamw.hpp"
 #include "attn/optim/parameter_list.hpp"
 #include "attn/optim/sgd.hpp"

@@ -34,6 +34,7 @@ class Embedding {
   Index num_embeddings() const { return weight_.size(0); }
   Index embedding_dim() const { return weight_.size(1); }
   Tensor<Scalar, 2>& weight() { return weight_; }
+  const Tensor<Scalar, 2>& weight() const { return weight_; }
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
 
   void train(bool training = true) { training_ = training; }

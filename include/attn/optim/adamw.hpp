@@ -56,10 +56,13 @@ class AdamW {
   void step() {
     ++step_;
     const auto& o = options_;
-    const Scalar bias_correction1 = 1 - std::pow(o.beta1, static_cast<Scalar>(step_));
-    const Scalar bias_correction2_sqrt =
-        std::sqrt(1 - std::pow(o.beta2, static_cast<Scalar>(step_)));
-    const Scalar step_size = o.lr / bias_correction1;
+    // PyTorch forms these step constants in Python doubles and rounds them once to Scalar.
+    const double t = static_cast<double>(step_);
+    const auto step_size = static_cast<Scalar>(static_cast<double>(o.lr) /
+                                               (1 - std::pow(static_cast<double>(o.beta1), t)));
+    const auto bias_correction2_sqrt =
+        static_cast<Scalar>(std::sqrt(1 - std::pow(static_cast<double>(o.beta2), t)));
+    const auto decay = static_cast<Scalar>(1 - static_cast<double>(o.lr) * o.weight_decay);
     for (std::size_t n = 0; n < parameters_.size(); ++n) {
       const auto& p = parameters_[n];
       auto& m = first_moment_[n];
@@ -71,7 +74,7 @@ class AdamW {
       for (Index i = 0; i < p.numel; ++i) {
         const auto j = static_cast<std::size_t>(i);
         const Scalar g = p.grad[i];
-        p.data[i] *= 1 - o.lr * o.weight_decay;
+        p.data[i] *= decay;
         m[j] = o.beta1 * m[j] + (1 - o.beta1) * g;
         v[j] = o.beta2 * v[j] + (1 - o.beta2) * g * g;
         p.data[i] -= step_size * m[j] / (std::sqrt(v[j]) / bias_correction2_sqrt + o.eps);

@@ -1,0 +1,111 @@
+// AttentionLanguageModel trained for three AdamW steps next to PyTorch (float64, from the same
+// state, on the same batch): the loss before every step and every parameter after the last.
+#include "attn/models/attention_language_model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "attn/io/safetensors.hpp"
+#include "attn/layers/state_dict.hpp"
+#include "attn/losses/cross_entropy.hpp"
+#include "attn/optim/adamw.hpp"
+#include "support/expect_error.hpp"
+#include "support/fixtures.hpp"
+#include "support/gradient_check.hpp"
+
+namespace {
+
+using attn::Index;
+using attn_test::fixture_tensor;
+using attn_test::metadata_int;
+using Model = attn::AttentionLanguageModel<double>;
+
+attn::Tensor<Index, 2> as_ids(const attn::Tensor<double, 2>& values) {
+  attn::Tensor<Index, 2> ids(values.shape());
+  for (Index i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<Index>(values.data()[i]);
+  return ids;
+}
+
+Model fixture_model(const attn::io::SafetensorsFile& io) {
+  Model model({metadata_int(io, "vocab_size"), metadata_int(io, "context_length"),
+               metadata_int(io, "d_model"), metadata_int(io, "num_heads")});
+  attn::load_state_dict(model,
+                        attn::io::to_state_dict<double>(attn::io::read_safetensors(
+                            attn_test::fixture_path("attention_language_model.safetensors"))));
+  return model;
+}
+
+/// The training example's step: mean cross-entropy over every (sequence, position).
+double loss_and_backward(Model& model, const attn::Tensor<Index, 2>& inputs,
+                         const attn::Tensor<Index, 2>& targets) {
+  Model::Cache cache;
+  const auto logits = model.forward(inputs.view(), cache);
+  const Index rows = logits.size(0) * logits.size(1), vocab = logits.size(2);
+  attn::Tensor<double, 3> grad(logits.shape());
+  const double loss = attn::cross_entropy(attn::reshape<2>(logits.view(), {rows, vocab}),
+                                          attn::reshape<1>(targets.view(), {rows}),
+                                          attn::reshape<2>(grad.view(), {rows, vocab}));
+  model.backward(cache, grad.view());
+  return loss;
+}
+
+TEST(AttentionLanguageModel, ThreeAdamWStepsMatchPyTorch) {
+  const auto io = attn_test::load_io("attention_language_model");
+  auto model = fixture_model(io);
+  const auto inputs = as_ids(fixture_tensor<double, 2>(io, "inputs"));
+  const auto targets = as_ids(fixture_tensor<double, 2>(io, "targets"));
+  const auto losses = fixture_tensor<double, 1>(io, "losses");
+  attn::AdamW<double>::Options options;
+  options.lr = 0.01;
+  attn::AdamW<double> optimiser(options);
+  optimiser.add(model);
+  for (Index step = 0; step < 3; ++step) {
+    optimiser.zero_grad();
+    EXPECT_NEAR(loss_and_backward(model, inputs, targets), losses(step), 1e-12)
+        << "loss before step " << step + 1;
+    optimiser.step();
+  }
+  // Adam's first steps move each parameter by about lr * sign(g), so a tolerance this tight
+  // also says every gradient had PyTorch's sign.
+  const auto pytorch = attn::io::to_state_dict<double>(io);
+  for (const auto& [name, tensor] : attn::state_dict(model)) {
+    if (name == "att.mask") continue;
+    const auto& expected = pytorch.at("final." + name);
+    ASSERT_EQ(tensor.shape, expected.shape) << name;
+    for (std::size_t i = 0; i < tensor.values.size(); ++i) {
+      ASSERT_NEAR(tensor.values[i], expected.values[i], 1e-10) << name << "[" << i << "]";
+    }
+  }
+}
+
+TEST(AttentionLanguageModel, GradientsMatchFiniteDifferences) {
+  Model model({6, 5, 4, 2}, attn::Generator(3));
+  const attn::Tensor<Index, 2> inputs({2, 4}, {0, 5, 2, 2, 1, 3, 4, 0});
+  const attn::Tensor<Index, 2> targets({2, 4}, {5, 2, 2, 1, 3, 4, 0, 1});
+  attn::zero_grad(model);
+  loss_and_backward(model, inputs, targets);
+  const auto analytic = attn::gradients(model);
+  const auto loss = [&] {
+    const auto logits = model.forward(inputs.view());
+    return attn::cross_entropy(attn::reshape<2>(logits.view(), {8, 6}),
+                               attn::reshape<1>(targets.view(), {8}));
+  };
+  model.visit_state([&](const attn::StateEntry<double>& entry) {
+    if (entry.kind != attn::StateEntry<double>::Kind::parameter) return;
+    EXPECT_TRUE(attn_test::gradients_agree(
+        analytic.at(entry.name).values.data(),
+        attn_test::numeric_gradient(entry.data, entry.numel(), loss), entry.name));
+  });
+}
+
+TEST(AttentionLanguageModel, RejectsTooManyTokensAndBadIds) {
+  attn::AttentionLanguageModel<float> model({5, 4, 4, 2});
+  const attn::Tensor<Index, 2> long_input({1, 5}, {0, 1, 2, 3, 4});
+  ATTN_EXPECT_ERROR(model.forward(long_input.view()), std::invalid_argument,
+                    {"5 tokens", "context_length is 4"});
+  const attn::Tensor<Index, 2> bad_id({1, 2}, {0, 7});
+  ATTN_EXPECT_ERROR(model.forward(bad_id.view()), std::out_of_range, {"id 7", "[0, 5)"});
+}
+
+}  // namespace
