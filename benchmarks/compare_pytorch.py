@@ -7,6 +7,11 @@ its variants, and writes a Markdown table and a bar chart.
 
     /usr/bin/python3 benchmarks/compare_pytorch.py            # GPT-2 small: B 8, T 1024, 2 threads
     /usr/bin/python3 benchmarks/compare_pytorch.py --config small --threads 1
+    /usr/bin/python3 benchmarks/compare_pytorch.py --mode training   # forward + backward
+
+In training mode PyTorch runs forward and autograd's backward of sum(out * G) for a fixed G
+(train mode, dropout 0, gradients of the input and every parameter) and attn runs forward with a
+cache and backward (benchmarks/training_bench.cpp).
 
 Needs Debian's python3-torch and python3-matplotlib. It builds the C++ benchmark (CMake preset
 `release`) when it is missing. PyTorch gets its best configuration: with OpenBLAS as the system
@@ -128,25 +133,35 @@ def torch_variants(batch, tokens):
     return [(name, module, call or module, out_proj) for name, module, call, out_proj in variants]
 
 
-def torch_child(batch, tokens, threads, repeats, only_first):
+def torch_child(batch, tokens, threads, repeats, only_first, training):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x = torch.rand(batch, tokens, EMBED)
+    x = torch.rand(batch, tokens, EMBED, requires_grad=training)
+    grad_out = torch.rand(batch, tokens, EMBED)
     results = []
-    with torch.no_grad():
+
+    def step(module, call):
+        if not training:
+            return call(x)
+        module.zero_grad(set_to_none=False)
+        x.grad = None
+        call(x).backward(grad_out)
+
+    with torch.set_grad_enabled(training):
         for name, module, call, out_projection in torch_variants(batch, tokens):
             if only_first and "need_weights=False" not in name:
                 continue
-            module.eval()
-            call(x)  # warm-up
+            module.train(training)  # no variant has dropout > 0: train mode only enables autograd paths
+            step(module, call)  # warm-up
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                call(x)
+                step(module, call)
                 times.append(time.perf_counter() - start)
+            work = flops(batch, tokens, out_projection) * (3 if training else 1)
             results.append({"variant": name, "ms": 1000 * statistics.median(times),
-                            "gflop": flops(batch, tokens, out_projection) / 1e9})
+                            "gflop": work / 1e9})
     print(json.dumps({"torch": torch.__version__, "results": results}))
 
 
@@ -156,7 +171,7 @@ def run_torch(args, env_extra):
     env.pop("OPENBLAS_L2_SIZE", None)
     env.update(env_extra)
     cmd = [sys.executable, __file__, "--child", "--config", args.config, "--threads", str(args.threads),
-           "--repeats", str(args.repeats if not env_extra.get("_probe") else 2)]
+           "--mode", args.mode, "--repeats", str(args.repeats if not env_extra.get("_probe") else 2)]
     if env_extra.get("_probe"):
         cmd.append("--probe")
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
@@ -200,26 +215,33 @@ ATTN_VARIANTS = {
     "BM_MHA_CombinedQKV_Reference": ("attn MultiHeadAttentionCombinedQKV (reference kernel)", True),
     "BM_MHA_Fused": ("attn MultiHeadAttention (fused kernel)", True),
 }
+ATTN_TRAINING_VARIANTS = {
+    "BM_MHA_ForwardBackward_Reference": ("attn MultiHeadAttention (reference kernel)", True),
+    "BM_MHA_ForwardBackward_Fused": ("attn MultiHeadAttention (fused kernel)", True),
+    "BM_MHA_CombinedQKV_ForwardBackward_Fused": ("attn MultiHeadAttentionCombinedQKV (fused kernel)", True),
+}
 
 
 def run_attn(args, batch, tokens):
-    binary = os.path.join(ROOT, "build", "release", "benchmarks", "bench_attention")
+    target = "bench_training" if args.mode == "training" else "bench_attention"
+    variants = ATTN_TRAINING_VARIANTS if args.mode == "training" else ATTN_VARIANTS
+    binary = os.path.join(ROOT, "build", "release", "benchmarks", target)
     if not os.path.exists(binary):
         subprocess.run(["cmake", "--preset", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", "--preset", "release", "--target", "bench_attention"],
+        subprocess.run(["cmake", "--build", "--preset", "release", "--target", target],
                        cwd=ROOT, check=True)
-    pattern = "|".join(f"{name}/B:{batch}/T:{tokens}/threads:{args.threads}/" for name in ATTN_VARIANTS)
+    pattern = "|".join(f"{name}/B:{batch}/T:{tokens}/threads:{args.threads}/" for name in variants)
     out = subprocess.run([binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
                           f"--benchmark_repetitions={args.repeats}"],
                          check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
     rows = []
-    for name, (label, out_projection) in ATTN_VARIANTS.items():
+    for name, (label, out_projection) in variants.items():
         times = [b["real_time"] for b in report["benchmarks"]
                  if b["name"].startswith(name + "/") and b.get("run_type") == "iteration"]
         if times:
-            rows.append({"variant": label, "ms": statistics.median(times),
-                         "gflop": flops(batch, tokens, out_projection) / 1e9})
+            work = flops(batch, tokens, out_projection) * (3 if args.mode == "training" else 1)
+            rows.append({"variant": label, "ms": statistics.median(times), "gflop": work / 1e9})
     return rows, report.get("context", {})
 
 
@@ -227,7 +249,8 @@ def run_attn(args, batch, tokens):
 
 def write_report(args, batch, tokens, torch_rows, attn_rows, notes):
     best = min(torch_rows, key=lambda r: r["ms"])
-    lines = [f"Forward, causal, float32, B {batch}, T {tokens}, d_in = d_out = {EMBED}, {HEADS} heads, "
+    what = "Forward + backward (training step)" if args.mode == "training" else "Forward"
+    lines = [f"{what}, causal, float32, B {batch}, T {tokens}, d_in = d_out = {EMBED}, {HEADS} heads, "
              f"{args.threads} thread(s); median of {args.repeats} runs.", ""]
     lines += [f"- {note}" for note in notes]
     lines += ["", "| variant | ms | GFLOP/s | speed-up vs PyTorch best |", "|---|---:|---:|---:|"]
@@ -236,7 +259,8 @@ def write_report(args, batch, tokens, torch_rows, attn_rows, notes):
         lines.append(f"| {row['variant']} | {row['ms']:.0f} | {gflops:.0f} | {best['ms'] / row['ms']:.2f}x |")
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"compare_pytorch_{args.config}_{args.threads}t")
+    mode = "training_" if args.mode == "training" else ""
+    stem = os.path.join(args.out, f"compare_pytorch_{mode}{args.config}_{args.threads}t")
     with open(stem + ".md", "w") as f:
         f.write(text)
     print(text)
@@ -254,8 +278,8 @@ def write_report(args, batch, tokens, torch_rows, attn_rows, notes):
     for i, r in enumerate(rows):
         ax.text(r["ms"], i, f" {r['ms']:.0f} ms", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("forward time (ms), lower is better")
-    ax.set_title(f"Causal MHA forward, B {batch} x T {tokens} x {EMBED}, {HEADS} heads, "
+    ax.set_xlabel(f"{what.lower()} time (ms), lower is better")
+    ax.set_title(f"Causal MHA {'training step' if args.mode == 'training' else 'forward'}, B {batch} x T {tokens} x {EMBED}, {HEADS} heads, "
                  f"float32, {args.threads} thread(s)")
     fig.tight_layout()
     fig.savefig(stem + ".png", dpi=110)
@@ -267,13 +291,14 @@ def main():
     parser.add_argument("--config", choices=sorted(CONFIGS), default="gpt2")
     parser.add_argument("--threads", type=int, choices=[1, 2], default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--mode", choices=["forward", "training"], default="forward")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     batch, tokens = CONFIGS[args.config]
     if args.child:
-        torch_child(batch, tokens, args.threads, args.repeats, args.probe)
+        torch_child(batch, tokens, args.threads, args.repeats, args.probe, args.mode == "training")
         return
 
     notes = [f"CPU: {cpu_line()}"]

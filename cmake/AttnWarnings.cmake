@@ -11,9 +11,9 @@ function(attn_target_defaults target)
   if(ARG_NATIVE AND ATTN_NATIVE AND NOT MSVC)
     target_compile_options(${target} PRIVATE -march=native)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-      # GCC 12's own avx512fintrin.h trips -Wmaybe-uninitialized inside Eigen's AVX-512
+      # GCC 12's own avx512fintrin.h trips -W(maybe-)uninitialized inside Eigen's AVX-512
       # kernels (GCC bug 105593, fixed in GCC 13): a false positive in a system header.
-      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
     endif()
   endif()
 endfunction()

@@ -17,5 +17,5 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 cmake --preset release > /dev/null
-cmake --build --preset release --target bench_attention
+cmake --build --preset release --target bench_attention bench_training
 exec /usr/bin/python3 benchmarks/compare_pytorch.py "$@"

@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -104,11 +105,24 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
   }
   const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
   nlohmann::json header;
+  // JSON allows a name twice in an object and nlohmann keeps the last; a safetensors file with
+  // two tensors of one name is ambiguous, so the parser callback records every top-level name.
+  std::set<std::string> names;
+  std::string duplicate;
+  const auto record_names = [&](int depth, nlohmann::json::parse_event_t event,
+                                nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::key && depth == 1 && duplicate.empty() &&
+        !names.insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_size);
+    header = nlohmann::json::parse(header_begin, header_begin + header_size, record_names);
   } catch (const nlohmann::json::exception& error) {
     fail(source, std::string("header is not valid JSON: ") + error.what());
   }
+  if (!duplicate.empty()) fail(source, "header names tensor '" + duplicate + "' more than once");
   if (!header.is_object()) fail(source, "header is not a JSON object");
 
   const unsigned char* data = bytes + 8 + header_size;
@@ -134,11 +148,18 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
     SafetensorsTensor tensor;
     tensor.dtype = parse_dtype(entry["dtype"].get<std::string>(), source, name);
     std::uint64_t expected = static_cast<std::uint64_t>(dtype_size(tensor.dtype));
+    std::uint64_t nonzero_product = 1;
     for (const auto& extent : entry["shape"]) {
       if (!extent.is_number_unsigned()) {
         fail(source, "tensor '" + name + "' has a shape entry that is not a non-negative integer");
       }
       const auto value = extent.get<std::uint64_t>();
+      // Extents multiply into Index element counts later, zeros or not: bound them all.
+      const auto largest = static_cast<std::uint64_t>(std::numeric_limits<Index>::max());
+      if (value > largest || (value != 0 && nonzero_product > largest / value)) {
+        fail(source, "tensor '" + name + "' has a shape whose element count overflows");
+      }
+      if (value != 0) nonzero_product *= value;
       if (value != 0 && expected > std::numeric_limits<std::uint64_t>::max() / value) {
         fail(source, "tensor '" + name + "' has a shape whose byte size overflows");
       }

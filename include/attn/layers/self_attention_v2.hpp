@@ -28,7 +28,7 @@ class SelfAttentionV2 {
       : SelfAttentionV2(d_in, d_out, qkv_bias, static_cast<Generator&>(generator)) {}
 
   SelfAttentionV2(Index d_in, Index d_out, bool qkv_bias, Generator& generator)
-      : W_query_(d_in, d_out, qkv_bias, generator),
+      : W_query_(validated(d_in, "d_in"), validated(d_out, "d_out"), qkv_bias, generator),
         W_key_(d_in, d_out, qkv_bias, generator),
         W_value_(d_in, d_out, qkv_bias, generator) {}
 
@@ -92,6 +92,12 @@ class SelfAttentionV2 {
   }
 
  private:
+  // Checked here so the message names this layer and the book's argument names.
+  static Index validated(Index value, const char* name) {
+    detail::require_positive("SelfAttentionV2", name, value);
+    return value;
+  }
+
   template <typename T>
   void run(const TensorView<T, 2>& x, Cache& cache, bool keep) const {
     detail::require_features("SelfAttentionV2", x.shape(), d_in(), "d_in");
