@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ clang clang-format pkg-config
   libeigen3-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libomp-dev
-  libblas-dev libopenblas0-pthread libcxxopts-dev
+  libblas-dev libopenblas0-pthread libcxxopts-dev libclang-rt-14-dev
 )
 
 missing=()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # attn's whole test suite, as CI runs it: installs missing Debian packages, checks formatting,
-# then builds everything (tests, examples, benchmarks) with g++ and with clang++, warnings as
-# errors, and runs ctest for each (unit tests, compile-must-fail tests, packaging tests).
+# then builds everything (tests, examples, benchmarks) with g++ and with clang++ (the clang++
+# build with AddressSanitizer + UBSan), warnings as errors, and runs ctest for each (unit tests,
+# compile-must-fail tests, packaging tests); then the threaded tests under ThreadSanitizer and
+# each fuzz target for a bounded time (ATTN_FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,3 +18,13 @@ for preset in ci-gcc ci-clang; do
   cmake --build --preset "$preset"
   ctest --preset "$preset"
 done
+
+echo "== tsan (threaded tests under ThreadSanitizer; LLVM OpenMP made visible to it by Archer)"
+cmake --preset tsan > /dev/null
+cmake --build --preset tsan
+archer="$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | head -n 1)"
+OMP_TOOL_LIBRARIES="$archer" TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
+  OMP_NUM_THREADS=2 build/tsan/tests/attn_threaded_tests --gtest_brief=1
+
+echo "== fuzz"
+scripts/fuzz.sh "${ATTN_FUZZ_SECONDS:-60}"

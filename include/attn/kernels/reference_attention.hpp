@@ -27,7 +27,7 @@ void reference_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Ran
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
   const Index count = leading_count<Rank>(q.shape());
-  const bool serial = dropout > Scalar(0) || count < 2;
+  [[maybe_unused]] const bool serial = dropout > Scalar(0) || count < 2;
   ATTN_OMP(parallel num_threads(serial ? 1 : num_threads())) {
     RowMatrix<Scalar> scores(T, S);  // one per thread, reused: no allocation in the loop
     ATTN_OMP(for schedule(dynamic, 1))
@@ -68,7 +68,8 @@ void reference_attention_backward(const TensorView<const Scalar, Rank>& q,
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
   const Index count = leading_count<Rank>(q.shape());
-  const bool serial = dropout > Scalar(0) || count < 2;  // replays the forward's draw order
+  [[maybe_unused]] const bool serial =
+      dropout > Scalar(0) || count < 2;  // replays the forward's draw order
   ATTN_OMP(parallel num_threads(serial ? 1 : num_threads())) {
     RowMatrix<Scalar> weights(T, S), dropped(T, S), grad_scores(T, S);
     ATTN_OMP(for schedule(dynamic, 1))
