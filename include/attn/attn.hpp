@@ -25,6 +25,7 @@
 #include "attn/optim/sgd.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/tensor/eigen_interop.hpp"
+#include "attn/tensor/format.hpp"
 #include "attn/tensor/shape.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/tensor_view.hpp"

@@ -50,3 +50,57 @@ TEST(Dropout, ProbabilityOutsideZeroOneIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+// The book's section 3.5.2 (PyTorch 1.13 prints the same):
+//   torch.manual_seed(123); torch.nn.Dropout(0.5)(torch.ones(6, 6))
+TEST(Dropout, ReproducesTheBooksMaskForSeed123) {
+  attn::Tensor<float, 2> values({6, 6}, 1.0f);
+  attn::Generator generator(123);
+  attn::dropout(values.view(), 0.5f, /*training=*/true, generator);
+  const attn::Tensor<float, 2> book({6, 6}, {2, 2, 0, 2, 2, 0,  //
+                                             0, 0, 0, 2, 0, 2,  //
+                                             2, 2, 2, 2, 0, 2,  //
+                                             0, 2, 2, 0, 0, 2,  //
+                                             0, 2, 0, 2, 0, 2,  //
+                                             0, 2, 2, 2, 2, 0});
+  for (attn::Index i = 0; i < values.numel(); ++i) EXPECT_EQ(values.data()[i], book.data()[i]) << i;
+}
+
+}  // namespace
+
+#include "attn/io/safetensors.hpp"
+#include "attn/layers/causal_attention.hpp"
+#include "attn/layers/multi_head_attention.hpp"
+#include "support/fixtures.hpp"
+
+namespace {
+
+// Training-mode forward with dropout on the attention weights, against PyTorch
+// (tests/fixtures/generate.py, dropout_case): Generator(456) as the layer's dropout generator
+// draws the masks torch.manual_seed(456) draws, over (batch, head, query, key) in memory order.
+template <typename Layer>
+void check_training_forward(const std::string& prefix, Layer layer) {
+  SCOPED_TRACE(prefix);
+  const auto io = attn_test::load_io("dropout_train");
+  const auto all = attn::io::to_state_dict<float>(io);
+  attn::StateDict<float> state;
+  for (const auto& [name, tensor] : all) {
+    if (name.rfind(prefix + ".state.", 0) == 0) state[name.substr(prefix.size() + 7)] = tensor;
+  }
+  attn::load_state_dict(layer, state);
+  layer.train();
+  layer.dropout_generator() = attn::Generator(456);
+  const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
+  EXPECT_TRUE(attn_test::all_close(layer.forward(x.view()).view(),
+                                   attn_test::fixture_tensor<float, 3>(io, prefix + ".out").view(),
+                                   1e-5));
+}
+
+TEST(Dropout, TrainingForwardMatchesPyTorchsMasks) {
+  check_training_forward("mha", attn::MultiHeadAttention<float>(6, 4, 8, 0.3f, 2));
+  check_training_forward("causal", attn::CausalAttention<float>(6, 4, 8, 0.5f));
+}
+
+}  // namespace

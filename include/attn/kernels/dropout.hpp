@@ -25,14 +25,18 @@ void validate_dropout(Scalar p, const char* who) {
 }
 
 /// Drops each element of an Eigen matrix with probability p, scaling the kept ones, row by row.
+/// The draws are PyTorch's: nn.Dropout on CPU fills a mask with bernoulli_(1 - p), which keeps
+/// an element when a double uniform (53 bits from two 32-bit draws, whatever the tensor's type)
+/// is below 1 - p, in memory order. So Generator(s) gives torch.manual_seed(s)'s masks.
 template <typename Derived>
 void dropout_inplace(Eigen::MatrixBase<Derived>& values, typename Derived::Scalar p,
                      Generator& generator) {
   using Scalar = typename Derived::Scalar;
   const Scalar keep_scale = Scalar(1) / (Scalar(1) - p);
+  const double keep_probability = 1.0 - static_cast<double>(p);
   for (Index i = 0; i < values.rows(); ++i) {
     for (Index j = 0; j < values.cols(); ++j) {
-      const bool keep = generator.uniform<Scalar>() >= p;
+      const bool keep = generator.uniform<double>() < keep_probability;
       values(i, j) = keep ? values(i, j) * keep_scale : Scalar(0);
     }
   }
