@@ -36,6 +36,8 @@ int main() {
   book::show("attn_scores", attn_scores.view());
   attn::softmax(attn_scores.view(), attn_weights.view());
   book::show("attn_weights", attn_weights.view());
+  book::write_heatmaps("simplified_attention_weights", attn_weights.view(),
+                       "Simplified self-attention: softmax(x x^T)");
   attn::as_matrix(all_context_vecs.view()) = attn::as_matrix(attn_weights.view()) * x;
   book::show("all_context_vecs", all_context_vecs.view());
 

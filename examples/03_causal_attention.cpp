@@ -46,6 +46,8 @@ int main() {
   attn::as_matrix(attn_weights.view()) = attn::as_matrix(masked.view()) * scale;
   attn::softmax(attn_weights.view(), attn_weights.view());
   book::show("attn_weights", attn_weights.view());
+  book::write_heatmaps("causal_attention_weights", attn_weights.view(),
+                       "Causal attention weights (SelfAttention_v2, seed 789)");
 
   // 3.5.2: dropout 0.5 zeroes about half the entries and doubles the rest. Generator(123) draws
   // torch.manual_seed(123)'s masks.

@@ -35,6 +35,15 @@ int main() {
                                             false, attn::Generator(123));
   const auto context_vecs = mha.forward(batch.view());
   book::show("MultiHeadAttention context_vecs (torch.manual_seed(123))", context_vecs.view());
-  std::printf("context_vecs.shape: %s\n", book::size(context_vecs.shape()).c_str());
+  std::printf("context_vecs.shape: %s\n\n", book::size(context_vecs.shape()).c_str());
+
+  // What each head attends to, as pictures.
+  attn::MultiHeadAttention<float> heads(d_in, d_out, context_length, 0.0f, 2, false,
+                                        attn::Generator(123));
+  const auto weights = book::head_weights(heads, book::inputs());
+  for (std::size_t h = 0; h < weights.size(); ++h) {
+    book::write_heatmaps("multi_head_attention_head" + std::to_string(h), weights[h].view(),
+                         "MultiHeadAttention (seed 123), head " + std::to_string(h));
+  }
   return 0;
 }

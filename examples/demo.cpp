@@ -3,8 +3,10 @@
 // With the book's seeds, each rung prints the numbers the book prints.
 #include <attn/attn.hpp>
 #include <chrono>
+
 #include <cstdio>
 #include <string>
+#include "book.hpp"
 
 namespace {
 
@@ -49,6 +51,8 @@ int main() {
   attn::Tensor<float, 2> weights({6, 6});
   const auto simplified = attn::simplified_self_attention(inputs.view(), weights.view());
   print("attn_weights", weights.view());
+  book::write_heatmaps("simplified_attention_weights", weights.view(),
+                       "Simplified self-attention: softmax(x x^T)");
   print("all_context_vecs (book row 1: [0.4421, 0.5931, 0.5790])", simplified.view());
 
   std::printf("== 3.4 Trainable self-attention, scaled by 1/sqrt(d_out)\n");
@@ -67,14 +71,36 @@ int main() {
   print("context_vecs[0], seed 123 (book: [[-0.4519, 0.2216], ...])",
         attn::select(causal.view(), 0, 0));
 
+  attn::SelfAttentionV2<float> sa_for_mask(3, 2, false, attn::Generator(789));
+  {
+    // The causal weights of 3.5.1: SelfAttention_v2's queries and keys through the kernel.
+    const auto q = sa_for_mask.W_query().forward(inputs.view());
+    const auto k = sa_for_mask.W_key().forward(inputs.view());
+    const auto v = sa_for_mask.W_value().forward(inputs.view());
+    attn::Tensor<float, 2> out({6, 2}), causal_weights({6, 6});
+    attn::AttentionOptions<float> options;
+    options.mask = attn::Mask::causal();
+    attn::scaled_dot_product_attention(q.view(), k.view(), v.view(), out.view(), options,
+                                       causal_weights.view());
+    print("causal attn_weights (book 3.5.1: [[1.0000, 0.0000, ...], [0.5517, 0.4483, ...], ...])",
+          causal_weights.view());
+    book::write_heatmaps("causal_attention_weights", causal_weights.view(),
+                         "Causal attention weights (SelfAttention_v2, seed 789)");
+  }
+
   std::printf("== 3.6 Multi-head attention\n");
   const attn::MultiHeadAttentionWrapper<float> wrapper(3, 2, 6, 0.0f, 2, false,
                                                        attn::Generator(123));
   print("MultiHeadAttentionWrapper, 2 heads, seed 123: context_vecs[0]",
         attn::select(wrapper.forward(batch.view()).view(), 0, 0));
-  const attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
+  attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
   print("MultiHeadAttention, 2 heads, seed 123 (book: [[0.3190, 0.4858], ...]): context_vecs[0]",
         attn::select(mha.forward(batch.view()).view(), 0, 0));
+  const auto head_weights = book::head_weights(mha, inputs);
+  for (std::size_t h = 0; h < head_weights.size(); ++h) {
+    book::write_heatmaps("multi_head_attention_head" + std::to_string(h), head_weights[h].view(),
+                         "MultiHeadAttention (seed 123), head " + std::to_string(h));
+  }
   const attn::MultiHeadAttentionCombinedQKV<float> fused(3, 2, 6, 0.0f, 2);
   print("MultiHeadAttentionCombinedQKV, 2 heads (its own random weights): context_vecs[0]",
         attn::select(fused.forward(batch.view()).view(), 0, 0));
@@ -84,14 +110,20 @@ int main() {
   gpt2.eval();
   std::printf("parameters: %ld (book: 2,360,064)\n",
               static_cast<long>(attn::parameter_count(gpt2)));
-  attn::Tensor<float, 3> x({1, 1024, 768});
+  // The reference configuration: a batch of 8 sequences of 1024 tokens, eval mode (the fused
+  // kernel), after one warm-up call.
+  attn::Tensor<float, 3> x({8, 1024, 768});
   attn::Generator generator(0);
   for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = generator.uniform<float>();
+  gpt2.forward(x.view());
   const auto start = std::chrono::steady_clock::now();
   const auto out = gpt2.forward(x.view());
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::printf("forward of (1, 1024, 768), causal, float32, reference kernel: %.1f ms -> %s\n", ms,
-              attn::to_string(out.shape()).c_str());
+  std::printf(
+      "forward of (8, 1024, 768), causal, float32, fused kernel, %d threads: %.0f ms -> %s\n",
+      attn::num_threads(), ms, attn::to_string(out.shape()).c_str());
+  std::printf("\nHeatmaps (SVG and PNG) of the weights above are in %s/heatmaps.\n",
+              std::filesystem::current_path().c_str());
   return 0;
 }

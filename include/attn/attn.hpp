@@ -32,5 +32,6 @@
 #include "attn/tensor/view_ops.hpp"
 #include "attn/threads.hpp"
 #include "attn/version.hpp"
+#include "attn/viz/heatmap.hpp"  // heatmap_png.hpp is separate: it needs stb linked
 
 #endif  // ATTN_ATTN_HPP
