@@ -142,7 +142,8 @@ void write_heatmap_png(const std::string& path, const TensorView<T, 2>& weights,
                                        options.max));
   }
   canvas.text(detail::concat(options.max), L.legend_x + L.legend_width + 6, L.top + 10, 13, black);
-  canvas.text(detail::concat(options.min), L.legend_x + L.legend_width + 6, L.top + bar_height, 13, black);
+  canvas.text(detail::concat(options.min), L.legend_x + L.legend_width + 6, L.top + bar_height, 13,
+              black);
   canvas.write_png(path);
 }
 
