@@ -4,6 +4,7 @@
 #define ATTN_DETAIL_LEADING_DIMS_HPP
 
 #include "attn/config.hpp"
+#include "attn/tensor/shape.hpp"
 #include "attn/tensor/tensor_view.hpp"
 
 namespace attn::detail {
@@ -24,7 +25,8 @@ TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
     offset += (flat % view.shape()[d]) * view.strides()[d];
     flat /= view.shape()[d];
   }
-  return TensorView<T, 2>(view.data() + offset, {view.shape()[Rank - 2], view.shape()[Rank - 1]},
+  return TensorView<T, 2>(element_pointer(view.data(), offset, view.shape()),
+                          {view.shape()[Rank - 2], view.shape()[Rank - 1]},
                           {view.strides()[Rank - 2], view.strides()[Rank - 1]});
 }
 

@@ -49,6 +49,20 @@ std::string to_string(const std::array<Index, Rank>& shape) {
 
 namespace detail {
 
+/// data + offset, except for a view with no elements, which keeps its base pointer: an empty
+/// tensor may own no storage (a null pointer), and offsetting a null pointer is undefined.
+template <typename T, std::size_t N>
+T* element_pointer(T* data, Index offset, const std::array<Index, N>& shape) {
+  for (Index extent : shape) {
+    if (extent == 0) return data;
+  }
+  return data + offset;
+}
+
+}  // namespace detail
+
+namespace detail {
+
 template <std::size_t Rank>
 void check_extents(const std::array<Index, Rank>& shape, const char* who) {
   for (Index extent : shape) {

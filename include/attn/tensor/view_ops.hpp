@@ -100,8 +100,8 @@ TensorView<T, Rank> slice(const TensorView<T, Rank>& view, int dim, Index begin,
   }
   Shape<Rank> shape = view.shape();
   shape[d] = end - begin;
-  // An empty slice keeps the base pointer so it never points past the allocation.
-  T* data = shape[d] == 0 ? view.data() : view.data() + begin * view.strides()[d];
+  // An empty slice keeps the base pointer so it never points past (or offsets) the allocation.
+  T* data = detail::element_pointer(view.data(), begin * view.strides()[d], shape);
   return TensorView<T, Rank>(data, shape, view.strides());
 }
 
@@ -124,7 +124,9 @@ TensorView<T, Rank - 1> select(const TensorView<T, Rank>& view, int dim, Index i
     strides[target] = view.strides()[source];
     ++target;
   }
-  return TensorView<T, Rank - 1>(view.data() + index * view.strides()[d], shape, strides);
+  return TensorView<T, Rank - 1>(
+      detail::element_pointer(view.data(), index * view.strides()[d], view.shape()), shape,
+      strides);
 }
 
 /// The multi-head split (B, T, H*D) -> (B, H, T, D) as a strided view: what the book writes as
