@@ -12,11 +12,12 @@ cmake --build --preset fuzz
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/attention" "$work/safetensors" build/fuzz/artifacts
+mkdir -p build/fuzz/artifacts
 run() {  # name, then seed folders after the fresh corpus folder
   local name=$1
   shift
   local log="$work/$name.log"
+  mkdir -p "$work/$name"
   if ! "build/fuzz/fuzz/fuzz_$name" -max_total_time="$seconds" -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work/$name" "$@" > "$log" 2>&1; then
     tail -n 40 "$log"
