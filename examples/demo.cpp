@@ -24,14 +24,6 @@ void print(const char* title, const attn::TensorView<T, 2>& view) {
   std::printf("])\n\n");
 }
 
-attn::Tensor<float, 3> batch_of_two(const attn::Tensor<float, 2>& inputs) {
-  attn::Tensor<float, 3> batch({2, inputs.size(0), inputs.size(1)});
-  for (attn::Index i = 0; i < inputs.numel(); ++i) {
-    batch.data()[i] = batch.data()[i + inputs.numel()] = inputs.data()[i];
-  }
-  return batch;
-}
-
 }  // namespace
 
 int main() {
@@ -39,12 +31,7 @@ int main() {
               ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR, ATTN_VERSION_PATCH, EIGEN_WORLD_VERSION,
               EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
 
-  const attn::Tensor<float, 2> inputs({6, 3}, {0.43f, 0.15f, 0.89f,    // Your
-                                               0.55f, 0.87f, 0.66f,    // journey
-                                               0.57f, 0.85f, 0.64f,    // starts
-                                               0.22f, 0.58f, 0.33f,    // with
-                                               0.77f, 0.25f, 0.10f,    // one
-                                               0.05f, 0.80f, 0.55f});  // step
+  const auto inputs = book::inputs();  // "Your journey starts with one step"
   print("inputs", inputs.view());
 
   std::printf("== 3.3 Simplified self-attention: softmax(x x^T) x, no weights\n");
@@ -64,7 +51,7 @@ int main() {
         sa_v2.forward(inputs.view()).view());
 
   std::printf("== 3.5 Causal attention on a batch of two, context_length 6\n");
-  const auto batch = batch_of_two(inputs);
+  const auto batch = book::batch_of_two();
   const attn::CausalAttention<float> ca(3, 2, 6, 0.0f, false, attn::Generator(123));
   const auto causal = ca.forward(batch.view());
   std::printf("context_vecs.shape: %s\n", attn::to_string(causal.shape()).c_str());

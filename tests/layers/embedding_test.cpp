@@ -15,12 +15,6 @@ using attn::Index;
 using attn_test::all_close;
 using attn_test::fixture_tensor;
 
-attn::Tensor<Index, 2> as_ids(const attn::Tensor<double, 2>& values) {
-  attn::Tensor<Index, 2> ids(values.shape());
-  for (Index i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<Index>(values.data()[i]);
-  return ids;
-}
-
 attn::Embedding<double> fixture_embedding() {
   attn::Embedding<double> embedding(7, 4);
   attn::load_state_dict(embedding, attn::io::to_state_dict<double>(attn::io::read_safetensors(
@@ -30,7 +24,7 @@ attn::Embedding<double> fixture_embedding() {
 
 TEST(Embedding, ForwardAndBackwardMatchPyTorch) {
   const auto io = attn_test::load_io("embedding");
-  const auto ids = as_ids(fixture_tensor<double, 2>(io, "ids"));
+  const auto ids = attn_test::fixture_indices<2>(io, "ids");
   auto embedding = fixture_embedding();
   const auto out = embedding.forward(ids.view());
   EXPECT_TRUE(all_close(out.view(), fixture_tensor<double, 3>(io, "out").view(), 0.0));
@@ -41,7 +35,7 @@ TEST(Embedding, ForwardAndBackwardMatchPyTorch) {
 
 TEST(Embedding, BackwardAccumulates) {
   const auto io = attn_test::load_io("embedding");
-  const auto ids = as_ids(fixture_tensor<double, 2>(io, "ids"));
+  const auto ids = attn_test::fixture_indices<2>(io, "ids");
   const auto R = fixture_tensor<double, 3>(io, "R");
   auto embedding = fixture_embedding();
   embedding.backward(ids.view(), R.view());

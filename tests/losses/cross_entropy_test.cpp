@@ -15,19 +15,10 @@ using attn::Index;
 using attn_test::all_close;
 using attn_test::fixture_tensor;
 
-attn::Tensor<Index, 1> fixture_targets(const attn::io::SafetensorsFile& io) {
-  const auto values = fixture_tensor<double, 1>(io, "targets");
-  attn::Tensor<Index, 1> targets(values.shape());
-  for (Index i = 0; i < targets.numel(); ++i) {
-    targets.data()[i] = static_cast<Index>(values.data()[i]);
-  }
-  return targets;
-}
-
 template <typename Scalar>
 void check_against_pytorch(const std::string& prefix, double tolerance) {
   const auto io = attn_test::load_io("cross_entropy");
-  const auto targets = fixture_targets(io);
+  const auto targets = attn_test::fixture_indices<1>(io, "targets");
   const auto logits = fixture_tensor<Scalar, 2>(io, prefix + "logits");
   attn::Tensor<Scalar, 2> grad(logits.shape());
   const Scalar loss = attn::cross_entropy(logits.view(), targets.view(), grad.view());

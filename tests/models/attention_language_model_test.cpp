@@ -21,12 +21,6 @@ using attn_test::fixture_tensor;
 using attn_test::metadata_int;
 using Model = attn::AttentionLanguageModel<double>;
 
-attn::Tensor<Index, 2> as_ids(const attn::Tensor<double, 2>& values) {
-  attn::Tensor<Index, 2> ids(values.shape());
-  for (Index i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<Index>(values.data()[i]);
-  return ids;
-}
-
 Model fixture_model(const attn::io::SafetensorsFile& io) {
   Model model({metadata_int(io, "vocab_size"), metadata_int(io, "context_length"),
                metadata_int(io, "d_model"), metadata_int(io, "num_heads")});
@@ -53,8 +47,8 @@ double loss_and_backward(Model& model, const attn::Tensor<Index, 2>& inputs,
 TEST(AttentionLanguageModel, ThreeAdamWStepsMatchPyTorch) {
   const auto io = attn_test::load_io("attention_language_model");
   auto model = fixture_model(io);
-  const auto inputs = as_ids(fixture_tensor<double, 2>(io, "inputs"));
-  const auto targets = as_ids(fixture_tensor<double, 2>(io, "targets"));
+  const auto inputs = attn_test::fixture_indices<2>(io, "inputs");
+  const auto targets = attn_test::fixture_indices<2>(io, "targets");
   const auto losses = fixture_tensor<double, 1>(io, "losses");
   attn::AdamW<double>::Options options;
   options.lr = 0.01;

@@ -42,6 +42,19 @@ attn::Tensor<Scalar, Rank> fixture_tensor(const attn::io::SafetensorsFile& file,
   return result;
 }
 
+/// A fixture tensor of indices (token ids, class targets), which generate.py stores as F64
+/// because attn's safetensors reader holds floating-point tensors only.
+template <int Rank>
+attn::Tensor<attn::Index, Rank> fixture_indices(const attn::io::SafetensorsFile& file,
+                                                const std::string& name) {
+  const auto values = fixture_tensor<double, Rank>(file, name);
+  attn::Tensor<attn::Index, Rank> indices(values.shape());
+  for (attn::Index i = 0; i < indices.numel(); ++i) {
+    indices.data()[i] = static_cast<attn::Index>(values.data()[i]);
+  }
+  return indices;
+}
+
 /// Passes when every element satisfies |actual - expected| <= tolerance; otherwise reports
 /// the max absolute error, the max relative error and where the worst element is.
 template <typename A, typename E, int Rank>
