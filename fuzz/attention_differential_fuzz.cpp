@@ -78,7 +78,7 @@ Run<Scalar> run(const Case& c, const std::vector<double>& values, const attn::Ma
                                      &cache);
   attn::scaled_dot_product_attention_backward<Scalar, 3>(
       q.view(), k.view(), v.view(), result.out.view(), grad_out.view(), result.grad_q.view(),
-      result.grad_k.view(), result.grad_v.view(), options, cache);
+      result.grad_k.view(), result.grad_v.view(), options.mask, cache);
   return result;
 }
 

@@ -1,9 +1,11 @@
-// attn/attn.hpp: the umbrella header. Include this to get every public part of attn.
+// attn/attn.hpp: the umbrella header of the core: tensors, the generator, the parameter
+// protocol, the kernels, the layers, losses, models and optimisers. It needs Eigen only. The
+// components are included on their own: <attn/io/safetensors.hpp> (target attn::io, needs
+// nlohmann-json) and <attn/viz/heatmap.hpp> / <attn/viz/heatmap_png.hpp> (target attn::viz).
 #ifndef ATTN_ATTN_HPP
 #define ATTN_ATTN_HPP
 
 #include "attn/config.hpp"
-#include "attn/io/safetensors.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
@@ -17,13 +19,13 @@
 #include "attn/layers/self_attention_v1.hpp"
 #include "attn/layers/self_attention_v2.hpp"
 #include "attn/layers/simplified_self_attention.hpp"
-#include "attn/layers/state_dict.hpp"
 #include "attn/losses/cross_entropy.hpp"
 #include "attn/models/attention_language_model.hpp"
 #include "attn/optim/adamw.hpp"
 #include "attn/optim/parameter_list.hpp"
 #include "attn/optim/sgd.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/format.hpp"
 #include "attn/tensor/shape.hpp"
@@ -32,6 +34,5 @@
 #include "attn/tensor/view_ops.hpp"
 #include "attn/threads.hpp"
 #include "attn/version.hpp"
-#include "attn/viz/heatmap.hpp"  // heatmap_png.hpp is separate: it needs stb linked
 
 #endif  // ATTN_ATTN_HPP

@@ -4,7 +4,7 @@
 #define ATTN_VERSION_HPP
 
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
 
 // Encoded as MAJOR * 10000 + MINOR * 100 + PATCH, for preprocessor comparisons.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "attn/attn.hpp"
+#include "attn/io/safetensors.hpp"
 #include "support/expect_error.hpp"
 
 namespace {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <attn/attn.hpp>
+#include <attn/io/safetensors.hpp>
 #include <cmath>
 #include <string>
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "attn/config.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/state/state_dict.hpp"
 
 namespace attn::io {
 
@@ -232,11 +232,17 @@ inline std::vector<unsigned char> serialize_safetensors(const SafetensorsFile& f
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as the spec asks
-  std::vector<unsigned char> bytes(8);
+  // Sized once and filled with memcpy: growing the vector with insert() from a string made g++ 12
+  // at -O3 report a false -Warray-bounds.
+  std::vector<unsigned char> bytes(8 + text.size() + offset);
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
-  bytes.insert(bytes.end(), text.begin(), text.end());
+  unsigned char* at = bytes.data() + 8;
+  std::memcpy(at, text.data(), text.size());
+  at += text.size();
   for (const auto& entry : file.tensors) {
-    bytes.insert(bytes.end(), entry.second.bytes.begin(), entry.second.bytes.end());
+    if (entry.second.bytes.empty()) continue;
+    std::memcpy(at, entry.second.bytes.data(), entry.second.bytes.size());
+    at += entry.second.bytes.size();
   }
   return bytes;
 }

@@ -17,8 +17,8 @@
 #include <limits>
 
 #include "attn/config.hpp"
-#include "attn/detail/gemm.hpp"
-#include "attn/detail/leading_dims.hpp"
+#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/threads.hpp"
@@ -33,10 +33,11 @@ inline constexpr Index fused_key_tile = 256;
 /// out = softmax(mask(scale * q k^T)) v per leading position, tile by tile.
 /// @param lse optional, contiguous (leading..., T): each query row's log-sum-exp of its scaled,
 ///            masked scores (-inf for a fully masked row), for a backward pass to recompute from.
-template <typename QT, typename KT, typename VT, typename Scalar, int Rank>
-void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& k,
-                     const TensorView<VT, Rank>& v, const TensorView<Scalar, Rank>& out,
-                     Scalar scale, const Mask& mask, Scalar* lse = nullptr) {
+template <typename Scalar, int Rank>
+void fused_attention(const TensorView<const Scalar, Rank>& q,
+                     const TensorView<const Scalar, Rank>& k,
+                     const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
+                     Scalar scale, const Mask& mask, Scalar* lse) {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
@@ -78,9 +79,9 @@ void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& 
         const Index cols = std::min(fused_key_tile, key_end - k0);
         auto s = scores.topLeftCorner(rows, cols);
         // Scores of this tile, masked only where the tile crosses the mask.
-        gemm(false, true, rows, cols, D, scale, q_tile, Q.outerStride(),
-             K.data() + k0 * K.outerStride(), K.outerStride(), Scalar(0), scores.data(),
-             fused_key_tile);
+        gemm<false, true>(rows, cols, D, scale, q_tile, Q.outerStride(),
+                          K.data() + k0 * K.outerStride(), K.outerStride(), Scalar(0),
+                          scores.data(), fused_key_tile);
         if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(s, q0, k0);
         // Online softmax update. A row that has seen only masked keys keeps m = -inf; shifting
         // it by 0 instead of -inf keeps exp() at exactly 0 rather than NaN.
@@ -92,8 +93,9 @@ void fused_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& 
           l(i) = l(i) * rescale(i) + s.row(i).sum();
           a.row(i) *= rescale(i);
         }
-        gemm(false, false, rows, Dv, cols, Scalar(1), scores.data(), fused_key_tile,
-             V.data() + k0 * V.outerStride(), V.outerStride(), Scalar(1), acc.data(), Dv);
+        gemm<false, false>(rows, Dv, cols, Scalar(1), scores.data(), fused_key_tile,
+                           V.data() + k0 * V.outerStride(), V.outerStride(), Scalar(1), acc.data(),
+                           Dv);
         m = new_max.head(rows).matrix();
       }
       // Normalise. A row that saw only masked keys still has m = -inf; Eigen's vectorised exp
@@ -164,8 +166,8 @@ void fused_attention_backward(
           auto p = probabilities.topLeftCorner(rows, cols);
           auto ds = grad_scores.topLeftCorner(rows, cols);
           // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-          gemm(false, true, rows, cols, D, scale, q_tile, Q.outerStride(), k_tile, K.outerStride(),
-               Scalar(0), probabilities.data(), Bk);
+          gemm<false, true>(rows, cols, D, scale, q_tile, Q.outerStride(), k_tile, K.outerStride(),
+                            Scalar(0), probabilities.data(), Bk);
           if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(p, q0, k0);
           for (Index i = 0; i < rows; ++i) {
             const Scalar shift = row_lse[q0 + i];
@@ -176,19 +178,19 @@ void fused_attention_backward(
             }
           }
           // 5. out = P v        ->  dv += P^T dout,  dP = dout v^T
-          gemm(true, false, cols, Dv, rows, Scalar(1), probabilities.data(), Bk, do_tile,
-               dO.outerStride(), Scalar(1), dv_tile, dV.outerStride());
-          gemm(false, true, rows, cols, Dv, Scalar(1), do_tile, dO.outerStride(), v_tile,
-               V.outerStride(), Scalar(0), grad_scores.data(), Bk);
+          gemm<true, false>(cols, Dv, rows, Scalar(1), probabilities.data(), Bk, do_tile,
+                            dO.outerStride(), Scalar(1), dv_tile, dV.outerStride());
+          gemm<false, true>(rows, cols, Dv, Scalar(1), do_tile, dO.outerStride(), v_tile,
+                            V.outerStride(), Scalar(0), grad_scores.data(), Bk);
           // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
           for (Index i = 0; i < rows; ++i) {
             ds.row(i) = (p.row(i).array() * (ds.row(i).array() - row_dot(q0 + i))).matrix();
           }
           // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
-          gemm(false, false, rows, D, cols, scale, grad_scores.data(), Bk, k_tile, K.outerStride(),
-               Scalar(1), dQ.data() + q0 * dQ.outerStride(), dQ.outerStride());
-          gemm(true, false, cols, D, rows, scale, grad_scores.data(), Bk, q_tile, Q.outerStride(),
-               Scalar(1), dk_tile, dK.outerStride());
+          gemm<false, false>(rows, D, cols, scale, grad_scores.data(), Bk, k_tile, K.outerStride(),
+                             Scalar(1), dQ.data() + q0 * dQ.outerStride(), dQ.outerStride());
+          gemm<true, false>(cols, D, rows, scale, grad_scores.data(), Bk, q_tile, Q.outerStride(),
+                            Scalar(1), dk_tile, dK.outerStride());
         }
       }
     }

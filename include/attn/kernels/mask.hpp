@@ -35,7 +35,6 @@ class Mask {
 
   Kind kind() const { return kind_; }
   Index causal_offset() const { return causal_offset_; }
-  const TensorView<const bool, 2>& matrix_view() const { return matrix_; }
 
   /// True when query `i` may not attend to key `j`.
   bool masked(Index i, Index j) const {

@@ -5,8 +5,11 @@
 #ifndef ATTN_KERNELS_REFERENCE_ATTENTION_HPP
 #define ATTN_KERNELS_REFERENCE_ATTENTION_HPP
 
+#include <optional>
+
 #include "attn/config.hpp"
-#include "attn/detail/leading_dims.hpp"
+#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/softmax.hpp"
@@ -19,13 +22,17 @@ namespace attn::detail {
 /// out = dropout(softmax(mask(scale * q k^T))) v per leading position; shapes as in
 /// scaled_dot_product_attention. `dropout` > 0 means dropout is active (training); it then runs
 /// serially so the generator's draws, and hence the masks, do not depend on the thread count.
-template <typename QT, typename KT, typename VT, typename Scalar, int Rank>
-void reference_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& k,
-                         const TensorView<VT, Rank>& v, const TensorView<Scalar, Rank>& out,
-                         Scalar scale, const Mask& mask, Scalar dropout, Generator* generator,
+template <typename Scalar, int Rank>
+void reference_attention(const TensorView<const Scalar, Rank>& q,
+                         const TensorView<const Scalar, Rank>& k,
+                         const TensorView<const Scalar, Rank>& v,
+                         const TensorView<Scalar, Rank>& out, Scalar scale, const Mask& mask,
+                         Scalar dropout, Generator* generator,
                          const TensorView<Scalar, Rank>* weights) {
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
+  const Index D = q.shape()[Rank - 1];
+  const Index Dv = v.shape()[Rank - 1];
   const Index count = leading_count<Rank>(q.shape());
   [[maybe_unused]] const bool serial = dropout > Scalar(0) || count < 2;
   ATTN_OMP(parallel num_threads(serial ? 1 : num_threads())) {
@@ -37,16 +44,19 @@ void reference_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Ran
       const auto V = as_matrix(leading_matrix(v, n));
       auto O = as_matrix(leading_matrix(out, n));
 
-      // 1. scores = scale * q k^T: how well each query matches each key.
-      scores.noalias() = scale * (Q * K.transpose());
+      // 1. scores = scale * q k^T: how well each query matches each key. (Every product goes
+      //    through detail::gemm, the one product the fused path uses too: one instantiation.)
+      gemm<false, true>(T, S, D, scale, Q.data(), Q.outerStride(), K.data(), K.outerStride(),
+                        Scalar(0), scores.data(), S);
       // 2. mask: forbidden query/key pairs get -inf, so the softmax gives them zero weight.
       mask.apply(scores);
       // 3. softmax over the keys: each query's weights are positive and sum to 1.
       softmax_rows_inplace(scores);
       // 4. dropout on the weights (training only).
       if (dropout > Scalar(0)) dropout_inplace(scores, dropout, *generator);
-      // 5. weighted sum of the values.
-      O.noalias() = scores * V;
+      // 5. out = weights v: the weighted sum of the values.
+      gemm<false, false>(T, Dv, S, Scalar(1), scores.data(), S, V.data(), V.outerStride(),
+                         Scalar(0), O.data(), O.outerStride());
 
       if (weights != nullptr) as_matrix(leading_matrix(*weights, n)) = scores;
     }
@@ -67,6 +77,8 @@ void reference_attention_backward(const TensorView<const Scalar, Rank>& q,
                                   const Mask& mask, Scalar dropout, Generator* replay) {
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
+  const Index D = q.shape()[Rank - 1];
+  const Index Dv = v.shape()[Rank - 1];
   const Index count = leading_count<Rank>(q.shape());
   [[maybe_unused]] const bool serial =
       dropout > Scalar(0) || count < 2;  // replays the forward's draw order
@@ -83,24 +95,33 @@ void reference_attention_backward(const TensorView<const Scalar, Rank>& q,
       auto dV = as_matrix(leading_matrix(grad_v, n));
 
       // Forward stages 1-4 again: P = softmax(mask(scale q k^T)), P' = dropout(P).
-      weights.noalias() = scale * (Q * K.transpose());
+      gemm<false, true>(T, S, D, scale, Q.data(), Q.outerStride(), K.data(), K.outerStride(),
+                        Scalar(0), weights.data(), S);
       mask.apply(weights);
       softmax_rows_inplace(weights);
       dropped = weights;
-      Generator same_mask = dropout > Scalar(0) ? *replay : Generator();
-      if (dropout > Scalar(0)) dropout_inplace(dropped, dropout, *replay);
+      // This (batch, head)'s draws are replayed twice: for P' here and for dP below.
+      std::optional<Generator> same_mask;
+      if (dropout > Scalar(0)) {
+        same_mask = *replay;
+        dropout_inplace(dropped, dropout, *replay);
+      }
 
       // 5. out = P' v          ->  dv = P'^T dout,  dP' = dout v^T
-      dV.noalias() = dropped.transpose() * dO;
-      grad_scores.noalias() = dO * V.transpose();
+      gemm<true, false>(S, Dv, T, Scalar(1), dropped.data(), S, dO.data(), dO.outerStride(),
+                        Scalar(0), dV.data(), dV.outerStride());
+      gemm<false, true>(T, S, Dv, Scalar(1), dO.data(), dO.outerStride(), V.data(), V.outerStride(),
+                        Scalar(0), grad_scores.data(), S);
       // 4. P' = dropout(P)     ->  dP = dP' with the same mask and scale
-      if (dropout > Scalar(0)) dropout_backward_inplace(grad_scores, dropout, same_mask);
+      if (same_mask) dropout_backward_inplace(grad_scores, dropout, *same_mask);
       // 3. P = softmax(S)      ->  dS = P (dP - rowsum(dP P))
       softmax_backward_rows_inplace(weights, grad_scores);
       // 2. masked entries have P = 0, so dS is already 0 there.
       // 1. S = scale q k^T     ->  dq = scale dS k,  dk = scale dS^T q
-      dQ.noalias() = scale * (grad_scores * K);
-      dK.noalias() = scale * (grad_scores.transpose() * Q);
+      gemm<false, false>(T, D, S, scale, grad_scores.data(), S, K.data(), K.outerStride(),
+                         Scalar(0), dQ.data(), dQ.outerStride());
+      gemm<true, false>(S, D, T, scale, grad_scores.data(), S, Q.data(), Q.outerStride(), Scalar(0),
+                        dK.data(), dK.outerStride());
     }
   }
 }

@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "attn/config.hpp"
-#include "attn/detail/leading_dims.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/fused_attention.hpp"
 #include "attn/kernels/mask.hpp"
@@ -156,19 +155,17 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
 /// @throws ShapeError if the shapes disagree (the message names the argument and the shapes),
 ///         std::invalid_argument for a bad dropout or scale, for dropout without a Generator,
 ///         or for weights or dropout requested from AttentionPath::fused.
-template <typename QT, typename KT, typename VT, typename Scalar, int Rank>
-void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorView<KT, Rank>& k,
-                                  const TensorView<VT, Rank>& v,
+template <typename Scalar, int Rank>
+void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
+                                  const detail::ConstView<Scalar, Rank>& k,
+                                  const detail::ConstView<Scalar, Rank>& v,
                                   const TensorView<Scalar, Rank>& out,
                                   const AttentionOptions<Scalar>& options = {},
                                   const TensorView<Scalar, Rank>& weights = {},
                                   AttentionCache<Scalar>* cache = nullptr) {
   static_assert(Rank >= 2, "scaled_dot_product_attention needs (..., tokens, dim) views.");
-  static_assert(std::is_same_v<std::remove_const_t<QT>, Scalar> &&
-                    std::is_same_v<std::remove_const_t<KT>, Scalar> &&
-                    std::is_same_v<std::remove_const_t<VT>, Scalar>,
-                "scaled_dot_product_attention: q, k, v and out must share one element type.");
-  static_assert(!std::is_const_v<Scalar>, "scaled_dot_product_attention writes to out.");
+  static_assert(std::is_floating_point_v<Scalar> && !std::is_const_v<Scalar>,
+                "scaled_dot_product_attention: out must be a mutable float or double view.");
   const bool want_weights = weights.data() != nullptr || weights.numel() != 0;
   const Shape<Rank>& weights_shape = weights.shape();
   const Scalar scale =
@@ -205,7 +202,7 @@ void scaled_dot_product_attention(const TensorView<QT, Rank>& q, const TensorVie
 /// @param q, k, v, out the forward's operands and output, unchanged since the forward.
 /// @param grad_out     (..., T, Dv) gradient with respect to out.
 /// @param grad_q, grad_k, grad_v written (not accumulated), shaped like q, k, v; may be strided.
-/// @param options      the forward's options (mask; scale and dropout are taken from the cache).
+/// @param mask         the forward's mask (scale and dropout are taken from the cache).
 /// @throws ShapeError if a gradient's shape differs from its operand's, or the cache does not
 ///         fit these shapes.
 template <typename Scalar, int Rank>
@@ -214,10 +211,10 @@ void scaled_dot_product_attention_backward(
     const detail::ConstView<Scalar, Rank>& v, const detail::ConstView<Scalar, Rank>& out,
     const detail::ConstView<Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v,
-    const AttentionOptions<Scalar>& options, const AttentionCache<Scalar>& cache) {
+    const Mask& mask, const AttentionCache<Scalar>& cache) {
   constexpr const char* who = "scaled_dot_product_attention_backward";
   AttentionOptions<Scalar> shapes_only;  // dropout and scale come from the cache
-  shapes_only.mask = options.mask;
+  shapes_only.mask = mask;
   detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(), nullptr,
                                            shapes_only);
   const std::pair<const char*, std::pair<Shape<Rank>, Shape<Rank>>> pairs[] = {
@@ -238,13 +235,35 @@ void scaled_dot_product_attention_backward(
                                       " rows but q has ", rows, "; pass the forward's cache"));
     }
     detail::fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v, cache.scale,
-                                     options.mask, cache.log_sum_exp.data());
+                                     mask, cache.log_sum_exp.data());
   } else {
     Generator replay = cache.dropout_replay;
     detail::reference_attention_backward(q, k, v, grad_out, grad_q, grad_k, grad_v, cache.scale,
-                                         options.mask, cache.dropout, &replay);
+                                         mask, cache.dropout, &replay);
   }
 }
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
+// rank the layers use (2: one sequence, 3: a batch, 4: batch and heads), for float and double.
+#define ATTN_SDPA_INSTANTIATIONS_FOR(prefix, Scalar, Rank)                                        \
+  prefix void scaled_dot_product_attention<Scalar, Rank>(                                         \
+      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
+      const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,                    \
+      const AttentionOptions<Scalar>&, const TensorView<Scalar, Rank>&, AttentionCache<Scalar>*); \
+  prefix void scaled_dot_product_attention_backward<Scalar, Rank>(                                \
+      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
+      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
+      const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,                    \
+      const TensorView<Scalar, Rank>&, const TensorView<Scalar, Rank>&, const Mask&,              \
+      const AttentionCache<Scalar>&);
+#define ATTN_SDPA_INSTANTIATIONS(prefix)          \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 2)  \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 3)  \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 4)  \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 2) \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 3) \
+  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 4)
+ATTN_EXTERN_TEMPLATES(ATTN_SDPA_INSTANTIATIONS)
 
 }  // namespace attn
 

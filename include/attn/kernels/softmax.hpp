@@ -7,6 +7,7 @@
 #ifndef ATTN_KERNELS_SOFTMAX_HPP
 #define ATTN_KERNELS_SOFTMAX_HPP
 
+#include <cmath>
 #include <limits>
 #include <type_traits>
 
@@ -17,22 +18,29 @@
 namespace attn {
 namespace detail {
 
-/// Stable softmax of every row of an Eigen matrix, in place. A row whose logits are all -inf
-/// (every key masked out) becomes all zeros rather than 0/0 = NaN. NaN logits give a NaN row.
+/// Turns one row of logits into its stable softmax, in place, and returns the row's log-sum-exp
+/// (the log of the softmax's denominator), which cross-entropy needs as well. A row whose logits
+/// are all -inf (every key masked out) becomes all zeros, with log-sum-exp -inf, rather than
+/// 0/0 = NaN. NaN logits give a NaN row.
+template <typename Row>
+typename std::decay_t<Row>::Scalar softmax_row_inplace(Row&& row) {
+  using Scalar = typename std::decay_t<Row>::Scalar;
+  const Scalar max = row.maxCoeff();
+  if (max == -std::numeric_limits<Scalar>::infinity()) {
+    row.setZero();
+    return max;
+  }
+  row = (row.array() - max).exp().matrix();
+  const Scalar sum = row.sum();
+  row /= sum;
+  return max + std::log(sum);
+}
+
+/// Stable softmax of every row of an Eigen matrix, in place (see softmax_row_inplace).
 template <typename Derived>
 void softmax_rows_inplace(Eigen::MatrixBase<Derived>& rows) {
-  using Scalar = typename Derived::Scalar;
   if (rows.cols() == 0) return;
-  for (Index i = 0; i < rows.rows(); ++i) {
-    auto row = rows.row(i);
-    const Scalar max = row.maxCoeff();
-    if (max == -std::numeric_limits<Scalar>::infinity()) {
-      row.setZero();
-      continue;
-    }
-    row = (row.array() - max).exp().matrix();
-    row /= row.sum();
-  }
+  for (Index i = 0; i < rows.rows(); ++i) softmax_row_inplace(rows.row(i));
 }
 
 /// Softmax backward, in place: given the softmax output P and the gradient dP with respect to

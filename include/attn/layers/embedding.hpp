@@ -6,9 +6,9 @@
 #include <string>
 
 #include "attn/config.hpp"
-#include "attn/detail/validate.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -18,17 +18,16 @@ namespace attn {
 /// nn.Embedding: `weight` is (num_embeddings, embedding_dim), initialised N(0, 1) as PyTorch
 /// does (from attn's own normal sampler, so not the same numbers as torch.randn).
 template <typename ScalarType>
-class Embedding {
+class Embedding : public StateVisitable<Embedding<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
   /// @throws std::invalid_argument if a size is not positive.
-  Embedding(Index num_embeddings, Index embedding_dim, Generator&& generator = Generator())
-      : Embedding(num_embeddings, embedding_dim, static_cast<Generator&>(generator)) {}
-
-  Embedding(Index num_embeddings, Index embedding_dim, Generator& generator)
+  Embedding(Index num_embeddings, Index embedding_dim, GeneratorRef generator = Generator())
       : weight_(validated(num_embeddings, embedding_dim)), weight_grad_(weight_.shape()) {
-    for (Index i = 0; i < weight_.numel(); ++i) weight_.data()[i] = generator.normal<Scalar>();
+    for (Index i = 0; i < weight_.numel(); ++i) {
+      weight_.data()[i] = generator.get().normal<Scalar>();
+    }
   }
 
   Index num_embeddings() const { return weight_.size(0); }
@@ -37,9 +36,10 @@ class Embedding {
   const Tensor<Scalar, 2>& weight() const { return weight_; }
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
 
-  void train(bool training = true) { training_ = training; }
-  void eval() { training_ = false; }
-  bool is_training() const { return training_; }
+  /// This layer behaves the same in training and eval mode; these exist so that code switching
+  /// every layer of a model need not know which ones have a mode.
+  void train(bool /*training*/ = true) {}
+  void eval() {}
 
   /// @param ids (B, T) indices in [0, num_embeddings). @return (B, T, embedding_dim).
   /// @throws IndexError naming an id outside [0, num_embeddings).
@@ -75,17 +75,15 @@ class Embedding {
     }
   }
 
-  /// Entry "weight" (num_embeddings, embedding_dim), with its gradient.
-  template <typename Visitor>
-  void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    visit(StateEntry<Scalar>{prefix + "weight",
-                             {num_embeddings(), embedding_dim()},
-                             weight_.data(),
-                             StateEntry<Scalar>::Kind::parameter,
-                             weight_grad_.data()});
+ private:
+  friend class StateVisitable<Embedding<ScalarType>>;
+  // Entry "weight" (num_embeddings, embedding_dim), with its gradient.
+  template <typename Self, typename Visitor>
+  static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
+                          self.weight_.data(), self.weight_grad_.data()));
   }
 
- private:
   static Shape<2> validated(Index num_embeddings, Index embedding_dim) {
     detail::require_positive("Embedding", "num_embeddings", num_embeddings);
     detail::require_positive("Embedding", "embedding_dim", embedding_dim);
@@ -105,8 +103,14 @@ class Embedding {
 
   Tensor<Scalar, 2> weight_;
   Tensor<Scalar, 2> weight_grad_;
-  bool training_ = true;
 };
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+#define ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, Scalar) prefix class Embedding<Scalar>;
+#define ATTN_EMBEDDING_INSTANTIATIONS(prefix)      \
+  ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_EMBEDDING_INSTANTIATIONS)
 
 }  // namespace attn
 

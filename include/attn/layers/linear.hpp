@@ -7,10 +7,10 @@
 #include <string>
 
 #include "attn/config.hpp"
-#include "attn/detail/gemm.hpp"
-#include "attn/detail/validate.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/kernels/detail/gemm.hpp"
+#include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -23,19 +23,16 @@ namespace attn {
 /// loads unchanged. Initialisation matches nn.Linear's: weight, then bias, each drawn
 /// U(-1/sqrt(in_features), 1/sqrt(in_features)) in row-major order from the generator.
 template <typename ScalarType>
-class Linear {
+class Linear : public StateVisitable<Linear<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
   /// Initialises from `generator` (a fresh Generator with PyTorch's default seed if omitted).
   /// @throws std::invalid_argument if a feature count is not positive.
   Linear(Index in_features, Index out_features, bool bias = true,
-         Generator&& generator = Generator())
-      : Linear(in_features, out_features, bias, static_cast<Generator&>(generator)) {}
-
-  Linear(Index in_features, Index out_features, bool bias, Generator& generator)
+         GeneratorRef generator = Generator())
       : Linear(in_features, out_features, bias, ZeroInit{}) {
-    reset_parameters(generator);
+    reset_parameters(generator.get());
   }
 
   /// A layer with all-zero parameters, for callers that initialise or load them themselves.
@@ -60,10 +57,10 @@ class Linear {
     return Scalar(1) / std::sqrt(static_cast<Scalar>(in_features));
   }
 
-  /// Training/eval mode, as nn.Module has it. This layer behaves the same in both.
-  void train(bool training = true) { training_ = training; }
-  void eval() { training_ = false; }
-  bool is_training() const { return training_; }
+  /// This layer behaves the same in training and eval mode; these exist so that code switching
+  /// every layer of a model need not know which ones have a mode.
+  void train(bool /*training*/ = true) {}
+  void eval() {}
 
   Index in_features() const { return in_features_; }
   Index out_features() const { return out_features_; }
@@ -81,29 +78,18 @@ class Linear {
   void forward_into(const TensorView<T, Rank>& x, const TensorView<Scalar, Rank>& y) const {
     static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
                   "Linear: input and layer must share one element type.");
-    detail::require_features("Linear", x.shape(), in_features_, "in_features");
-    Shape<Rank> expected = x.shape();
-    expected[Rank - 1] = out_features_;
-    if (y.shape() != expected) {
-      throw ShapeError(detail::concat("Linear: output has shape ", to_string(y.shape()),
-                                      " but must be ", to_string(expected)));
-    }
-    for_each_row_block(x, y, [&](auto X, auto Y) {
-      // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
-      detail::parallel_gemm(false, true, X.rows(), out_features_, in_features_, Scalar(1), X.data(),
-                            X.outerStride(), weight_.data(), in_features_, Scalar(0), Y.data(),
-                            Y.outerStride());
-      if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
-    });
+    project<Rank>(x, y);
   }
 
   /// y = x W^T + b: returns a new (..., out_features) tensor.
   template <typename T, int Rank>
   Tensor<Scalar, Rank> forward(const TensorView<T, Rank>& x) const {
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "Linear: input and layer must share one element type.");
     Shape<Rank> shape = x.shape();
     shape[Rank - 1] = out_features_;
-    auto y = Tensor<Scalar, Rank>::uninitialized(shape);  // forward_into writes every element
-    forward_into(x, y.view());
+    auto y = Tensor<Scalar, Rank>::uninitialized(shape);  // project writes every element
+    project<Rank>(x, y.view());
     return y;
   }
 
@@ -116,57 +102,40 @@ class Linear {
   template <typename T, int Rank>
   Tensor<Scalar, Rank> backward(const TensorView<T, Rank>& x,
                                 const detail::ConstView<Scalar, Rank>& grad_y) {
-    Shape<Rank> y_shape = x.shape();
-    y_shape[Rank - 1] = out_features_;
-    detail::require_features("Linear::backward", x.shape(), in_features_, "in_features");
-    if (grad_y.shape() != y_shape) {
-      throw ShapeError(detail::concat("Linear::backward: grad_y has shape ",
-                                      to_string(grad_y.shape()), " but must be ",
-                                      to_string(y_shape)));
-    }
-    // Work on contiguous (rows, features) matrices; inputs that already are cost no copy.
-    const Tensor<Scalar, Rank> xc = contiguous(x), dyc = contiguous(grad_y);
-    const Index rows = x.numel() / in_features_;
-    const Scalar* X = xc.numel() == x.numel() && xc.numel() > 0 ? xc.data() : x.data();
-    const Scalar* dY =
-        dyc.numel() == grad_y.numel() && dyc.numel() > 0 ? dyc.data() : grad_y.data();
-    auto grad_x = Tensor<Scalar, Rank>::uninitialized(x.shape());
-    if (rows == 0) return grad_x;
-    // y = x W^T + b   ->   dW += dy^T x,  db += rowsum(dy),  dx = dy W
-    detail::parallel_gemm(true, false, out_features_, in_features_, rows, Scalar(1), dY,
-                          out_features_, X, in_features_, Scalar(1), weight_grad_.data(),
-                          in_features_);
-    if (has_bias_) {
-      as_vector(bias_grad_.view()) +=
-          Eigen::Map<const RowMatrix<Scalar>>(dY, rows, out_features_).colwise().sum().transpose();
-    }
-    detail::parallel_gemm(false, false, rows, in_features_, out_features_, Scalar(1), dY,
-                          out_features_, weight_.data(), in_features_, Scalar(0), grad_x.data(),
-                          in_features_);
-    return grad_x;
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "Linear: input and layer must share one element type.");
+    return project_backward<Rank>(x, grad_y);
   }
 
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
+  const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_; }
   Tensor<Scalar, 1>& bias_grad() { return bias_grad_; }
+  const Tensor<Scalar, 1>& bias_grad() const { return bias_grad_; }
 
-  /// Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
-  template <typename Visitor>
-  void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    visit(StateEntry<Scalar>{prefix + "weight",
-                             {out_features_, in_features_},
-                             weight_.data(),
-                             StateEntry<Scalar>::Kind::parameter,
-                             weight_grad_.data()});
-    if (has_bias_) {
-      visit(StateEntry<Scalar>{prefix + "bias",
-                               {out_features_},
-                               bias_.data(),
-                               StateEntry<Scalar>::Kind::parameter,
-                               bias_grad_.data()});
+ private:
+  // The bodies behind forward and backward: one instantiation per rank, whatever the
+  // const-ness of the caller's view (the public templates above only convert). Defined below
+  // the class, so they are not inline and libattn_compiled's instantiations are used as they are.
+  template <int Rank>
+  void project(const TensorView<const Scalar, Rank>& x, const TensorView<Scalar, Rank>& y) const;
+  template <int Rank>
+  Tensor<Scalar, Rank> project_backward(const TensorView<const Scalar, Rank>& x,
+                                        const TensorView<const Scalar, Rank>& grad_y);
+
+ public:
+ private:
+  friend class StateVisitable<Linear<ScalarType>>;
+  // Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
+  template <typename Self, typename Visitor>
+  static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
+                          self.weight_.data(), self.weight_grad_.data()));
+    if (self.has_bias_) {
+      visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
+                            self.bias_grad_.data()));
     }
   }
 
- private:
   struct ZeroInit {};
   Linear(Index in_features, Index out_features, bool bias, ZeroInit)
       : in_features_(validated(in_features, "in_features")),
@@ -176,13 +145,6 @@ class Linear {
         bias_({bias ? out_features : 0}),
         weight_grad_(weight_.shape()),
         bias_grad_(bias_.shape()) {}
-
-  // An empty tensor when the view is already contiguous (use the view), else a contiguous copy.
-  template <typename T, int Rank>
-  static Tensor<Scalar, Rank> contiguous(const TensorView<T, Rank>& view) {
-    if (view.is_contiguous()) return Tensor<Scalar, Rank>();
-    return Tensor<Scalar, Rank>(TensorView<const Scalar, Rank>(view));
-  }
 
   static Index validated(Index features, const char* name) {
     detail::require_positive("Linear", name, features);
@@ -233,8 +195,77 @@ class Linear {
   Tensor<Scalar, 1> bias_;
   Tensor<Scalar, 2> weight_grad_;
   Tensor<Scalar, 1> bias_grad_;
-  bool training_ = true;  // PyTorch modules start in training mode
 };
+
+template <typename ScalarType>
+template <int Rank>
+void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
+                                 const TensorView<Scalar, Rank>& y) const {
+  detail::require_features("Linear", x.shape(), in_features_, "in_features");
+  Shape<Rank> expected = x.shape();
+  expected[Rank - 1] = out_features_;
+  if (y.shape() != expected) {
+    throw ShapeError(detail::concat("Linear: output has shape ", to_string(y.shape()),
+                                    " but must be ", to_string(expected)));
+  }
+  for_each_row_block(x, y, [&](auto X, auto Y) {
+    // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
+    detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),
+                                       X.outerStride(), weight_.data(), in_features_, Scalar(0),
+                                       Y.data(), Y.outerStride());
+    if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
+  });
+}
+
+template <typename ScalarType>
+template <int Rank>
+Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
+    const TensorView<const Scalar, Rank>& x, const TensorView<const Scalar, Rank>& grad_y) {
+  Shape<Rank> y_shape = x.shape();
+  y_shape[Rank - 1] = out_features_;
+  detail::require_features("Linear::backward", x.shape(), in_features_, "in_features");
+  if (grad_y.shape() != y_shape) {
+    throw ShapeError(detail::concat("Linear::backward: grad_y has shape ",
+                                    to_string(grad_y.shape()), " but must be ",
+                                    to_string(y_shape)));
+  }
+  // Work on contiguous (rows, features) matrices: views that already are cost no copy.
+  const detail::Contiguous<Scalar, Rank> X(x), dY(grad_y);
+  const Index rows = x.numel() / in_features_;
+  auto grad_x = Tensor<Scalar, Rank>::uninitialized(x.shape());
+  if (rows == 0) return grad_x;
+  // y = x W^T + b   ->   dW += dy^T x,  db += rowsum(dy),  dx = dy W
+  detail::parallel_gemm<true, false>(out_features_, in_features_, rows, Scalar(1), dY.data(),
+                                     out_features_, X.data(), in_features_, Scalar(1),
+                                     weight_grad_.data(), in_features_);
+  if (has_bias_) {
+    as_vector(bias_grad_.view()) +=
+        Eigen::Map<const RowMatrix<Scalar>>(dY.data(), rows, out_features_)
+            .colwise()
+            .sum()
+            .transpose();
+  }
+  detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),
+                                      out_features_, weight_.data(), in_features_, Scalar(0),
+                                      grad_x.data(), in_features_);
+  return grad_x;
+}
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+#define ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, Scalar)                         \
+  prefix class Linear<Scalar>;                                                 \
+  prefix void Linear<Scalar>::project<2>(const TensorView<const Scalar, 2>&,   \
+                                         const TensorView<Scalar, 2>&) const;  \
+  prefix void Linear<Scalar>::project<3>(const TensorView<const Scalar, 3>&,   \
+                                         const TensorView<Scalar, 3>&) const;  \
+  prefix Tensor<Scalar, 2> Linear<Scalar>::project_backward<2>(                \
+      const TensorView<const Scalar, 2>&, const TensorView<const Scalar, 2>&); \
+  prefix Tensor<Scalar, 3> Linear<Scalar>::project_backward<3>(                \
+      const TensorView<const Scalar, 3>&, const TensorView<const Scalar, 3>&);
+#define ATTN_LINEAR_INSTANTIATIONS(prefix)      \
+  ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_LINEAR_INSTANTIATIONS)
 
 }  // namespace attn
 

@@ -7,9 +7,10 @@
 #include <string>
 
 #include "attn/config.hpp"
-#include "attn/detail/stacked_qkv_attention.hpp"
+#include "attn/layers/detail/multi_head_engine.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/tensor.hpp"
 
 namespace attn {
@@ -21,110 +22,65 @@ namespace attn {
 /// The three projections are stored stacked in one (3 * d_out, d_in) matrix, so the forward pass
 /// projects queries, keys and values in one GEMM; W_query.weight and friends are row blocks of it.
 /// The book's `.view(b, T, H, D).transpose(1, 2)` and the transpose back before out_proj are
-/// strided views (split_heads): no copies.
+/// strided views (split_heads): no copies. forward(x) takes (B, T, d_in), T <= context_length,
+/// and returns (B, T, d_out); forward(x, cache), backward, the sizes, train()/eval(),
+/// dropout_generator() and set_attention_path() come from the engine it shares with
+/// MultiHeadAttentionCombinedQKV.
 template <typename ScalarType>
-class MultiHeadAttention {
+class MultiHeadAttention : public detail::MultiHeadEngine<ScalarType>,
+                           public StateVisitable<MultiHeadAttention<ScalarType>> {
+  using Engine = detail::MultiHeadEngine<ScalarType>;
+
  public:
   using Scalar = ScalarType;
 
   /// @throws std::invalid_argument for a non-positive size or num_heads, d_out not divisible
   ///         by num_heads, or a dropout outside [0, 1).
   MultiHeadAttention(Index d_in, Index d_out, Index context_length, Scalar dropout, Index num_heads,
-                     bool qkv_bias = false, Generator&& generator = Generator())
-      : MultiHeadAttention(d_in, d_out, context_length, dropout, num_heads, qkv_bias,
-                           static_cast<Generator&>(generator)) {}
-
-  MultiHeadAttention(Index d_in, Index d_out, Index context_length, Scalar dropout, Index num_heads,
-                     bool qkv_bias, Generator& generator)
-      : impl_("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads, qkv_bias) {
+                     bool qkv_bias = false, GeneratorRef generator = Generator())
+      : Engine("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads, qkv_bias) {
     // nn.Linear draws weight then bias, for W_query, W_key, W_value in turn, then out_proj.
     const Scalar bound = Linear<Scalar>::init_bound(d_in);
-    const auto draw = [&](Scalar* data, Index count) {
-      for (Index i = 0; i < count; ++i) data[i] = generator.uniform<Scalar>(-bound, bound);
+    const auto draw = [&](const auto& view) {
+      for (Index i = 0; i < view.numel(); ++i) {
+        view.data()[i] = generator.get().template uniform<Scalar>(-bound, bound);
+      }
     };
     for (Index part = 0; part < 3; ++part) {
-      draw(impl_.weight_part(part).data(), d_out * d_in);
-      draw(impl_.bias_part(part).data(), impl_.bias_part(part).numel());
+      draw(this->weight_part(part));
+      draw(this->bias_part(part));
     }
-    impl_.out().reset_parameters(generator);
+    this->out().reset_parameters(generator.get());
   }
-
-  Index d_in() const { return impl_.core().d_in(); }
-  Index d_out() const { return impl_.core().d_out(); }
-  Index context_length() const { return impl_.core().context_length(); }
-  Index num_heads() const { return impl_.core().num_heads(); }
-  Index head_dim() const { return impl_.core().head_dim(); }
-  Scalar dropout() const { return impl_.core().dropout(); }
 
   /// The (d_out, d_in) projection weights and (d_out) biases (empty without qkv_bias), as views
   /// into the stacked storage.
-  TensorView<Scalar, 2> W_query_weight() { return impl_.weight_part(0); }
-  TensorView<Scalar, 2> W_key_weight() { return impl_.weight_part(1); }
-  TensorView<Scalar, 2> W_value_weight() { return impl_.weight_part(2); }
-  TensorView<Scalar, 1> W_query_bias() { return impl_.bias_part(0); }
-  TensorView<Scalar, 1> W_key_bias() { return impl_.bias_part(1); }
-  TensorView<Scalar, 1> W_value_bias() { return impl_.bias_part(2); }
-  Linear<Scalar>& out_proj() { return impl_.out(); }
-
-  void train(bool training = true) { impl_.core().set_training(training); }
-  void eval() { train(false); }
-  bool is_training() const { return impl_.core().is_training(); }
-  Generator& dropout_generator() const { return impl_.core().dropout_generator(); }
-  /// Which kernel implementation forward uses (automatic: fused unless dropout is active).
-  void set_attention_path(AttentionPath path) { impl_.core().set_attention_path(path); }
-
-  /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
-  /// @throws ShapeError if x does not fit.
-  template <typename T>
-  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
-    return impl_.forward(x);
-  }
-
-  /// What a training forward keeps for backward: the input, the stacked projection, the
-  /// context before the output projection, and the kernel's cache (log-sum-exp per row, or the
-  /// dropout generator's state).
-  using Cache = typename detail::StackedQkvAttention<Scalar>::Cache;
-
-  /// Forward that fills `cache` for backward. Same result as forward(x).
-  template <typename T>
-  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
-    return impl_.forward(x, &cache);
-  }
-
-  /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the
-  /// gradients of every parameter (see visit_state).
-  /// @param grad_out (B, T, d_out), dL/dout.
-  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_out) {
-    return impl_.backward(cache, grad_out);
-  }
-
-  /// Entries "W_query.weight", "W_key.weight", "W_value.weight" (d_out, d_in) and their biases
-  /// with qkv_bias, "out_proj.weight" (d_out, d_out), "out_proj.bias", and the buffer "mask".
-  template <typename Visitor>
-  void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    const char* names[] = {"W_query.", "W_key.", "W_value."};
-    const Index weights = d_out() * d_in();
-    for (Index part = 0; part < 3; ++part) {
-      visit(StateEntry<Scalar>{prefix + names[part] + "weight",
-                               {d_out(), d_in()},
-                               impl_.weight_part(part).data(),
-                               StateEntry<Scalar>::Kind::parameter,
-                               impl_.qkv().weight_grad().data() + part * weights});
-      if (impl_.qkv().has_bias()) {
-        visit(StateEntry<Scalar>{prefix + names[part] + "bias",
-                                 {d_out()},
-                                 impl_.bias_part(part).data(),
-                                 StateEntry<Scalar>::Kind::parameter,
-                                 impl_.qkv().bias_grad().data() + part * d_out()});
-      }
-    }
-    impl_.out().visit_state(visit, prefix + "out_proj.");
-    impl_.core().visit_mask(visit, prefix);
-  }
+  TensorView<Scalar, 2> W_query_weight() { return this->weight_part(0); }
+  TensorView<Scalar, 2> W_key_weight() { return this->weight_part(1); }
+  TensorView<Scalar, 2> W_value_weight() { return this->weight_part(2); }
+  TensorView<Scalar, 1> W_query_bias() { return this->bias_part(0); }
+  TensorView<Scalar, 1> W_key_bias() { return this->bias_part(1); }
+  TensorView<Scalar, 1> W_value_bias() { return this->bias_part(2); }
+  Linear<Scalar>& out_proj() { return this->out(); }
 
  private:
-  detail::StackedQkvAttention<Scalar> impl_;
+  friend class StateVisitable<MultiHeadAttention<ScalarType>>;
+  // Entries "W_query.weight", "W_key.weight", "W_value.weight" (d_out, d_in) and their biases
+  // with qkv_bias, "out_proj.weight" (d_out, d_out), "out_proj.bias", and the buffer "mask".
+  template <typename Self, typename Visitor>
+  static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    Engine::visit_split_qkv(self, visit, prefix, {"W_query.", "W_key.", "W_value."});
+    Engine::visit_out_and_mask(self, visit, prefix, "out_proj.");
+  }
 };
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+#define ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, Scalar) \
+  prefix class MultiHeadAttention<Scalar>;
+#define ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS(prefix)      \
+  ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS)
 
 }  // namespace attn
 

@@ -7,9 +7,10 @@
 #include <vector>
 
 #include "attn/config.hpp"
-#include "attn/detail/validate.hpp"
 #include "attn/layers/causal_attention.hpp"
+#include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
 
@@ -19,19 +20,14 @@ namespace attn {
 /// wide, head h in columns [h * d_out, (h + 1) * d_out). Heads are initialised in order from
 /// one generator, as PyTorch's ModuleList comprehension draws them.
 template <typename ScalarType>
-class MultiHeadAttentionWrapper {
+class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrapper<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
   /// @throws std::invalid_argument for a non-positive size or num_heads, or a bad dropout.
   MultiHeadAttentionWrapper(Index d_in, Index d_out, Index context_length, Scalar dropout,
                             Index num_heads, bool qkv_bias = false,
-                            Generator&& generator = Generator())
-      : MultiHeadAttentionWrapper(d_in, d_out, context_length, dropout, num_heads, qkv_bias,
-                                  static_cast<Generator&>(generator)) {}
-
-  MultiHeadAttentionWrapper(Index d_in, Index d_out, Index context_length, Scalar dropout,
-                            Index num_heads, bool qkv_bias, Generator& generator) {
+                            GeneratorRef generator = Generator()) {
     detail::require_positive("MultiHeadAttentionWrapper", "num_heads", num_heads);
     heads_.reserve(static_cast<std::size_t>(num_heads));
     for (Index h = 0; h < num_heads; ++h) {
@@ -61,21 +57,17 @@ class MultiHeadAttentionWrapper {
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, num_heads * d_out).
   /// @throws ShapeError if x does not fit.
-  template <typename T>
-  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x) const {
-    return run(x, nullptr);
-  }
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x) const { return run(x, nullptr); }
 
   /// Forward that fills `cache` for backward. Same result as forward(x).
-  template <typename T>
-  Tensor<Scalar, 3> forward(const TensorView<T, 3>& x, Cache& cache) const {
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, Cache& cache) const {
     return run(x, &cache);
   }
 
   /// Backward of forward(x, cache): returns dL/dx (B, T, d_in), the sum over heads, and
   /// accumulates (+=) every head's gradients.
   /// @param grad_out (B, T, num_heads * d_out), dL/dout.
-  Tensor<Scalar, 3> backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_out) {
+  Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
     const Index width = d_out();
     Tensor<Scalar, 3> grad_x;
     for (Index h = 0; h < num_heads(); ++h) {
@@ -91,17 +83,17 @@ class MultiHeadAttentionWrapper {
     return grad_x;
   }
 
-  /// Entries "heads.<h>.W_query.weight", ..., "heads.<h>.mask" for every head.
-  template <typename Visitor>
-  void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    for (std::size_t h = 0; h < heads_.size(); ++h) {
-      heads_[h].visit_state(visit, prefix + "heads." + std::to_string(h) + ".");
+ private:
+  friend class StateVisitable<MultiHeadAttentionWrapper<ScalarType>>;
+  // Entries "heads.<h>.W_query.weight", ..., "heads.<h>.mask" for every head.
+  template <typename Self, typename Visitor>
+  static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    for (std::size_t h = 0; h < self.heads_.size(); ++h) {
+      self.heads_[h].visit_state(visit, prefix + "heads." + std::to_string(h) + ".");
     }
   }
 
- private:
-  template <typename T>
-  Tensor<Scalar, 3> run(const TensorView<T, 3>& x, Cache* cache) const {
+  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache) const {
     const Index width = d_out();
     Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
     if (cache != nullptr) cache->heads.resize(heads_.size());
@@ -116,6 +108,14 @@ class MultiHeadAttentionWrapper {
 
   std::vector<CausalAttention<Scalar>> heads_;
 };
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+#define ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, Scalar) \
+  prefix class MultiHeadAttentionWrapper<Scalar>;
+#define ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS(prefix)      \
+  ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS)
 
 }  // namespace attn
 

@@ -42,11 +42,11 @@ Scalar cross_entropy(const TensorView<T, 2>& logits, const TensorView<const Inde
   RowMatrix<Scalar> probabilities = as_matrix(logits);
   double total = 0;
   for (Index i = 0; i < rows; ++i) {
-    auto row = probabilities.row(i);
-    const Scalar max = row.maxCoeff();
-    const Scalar log_sum = max + std::log((row.array() - max).exp().sum());
-    total += static_cast<double>(log_sum - row(targets(i)));
-    row = (row.array() - log_sum).exp().matrix();  // the softmax, for the gradient
+    const Scalar target_logit = probabilities(i, targets(i));
+    // -log softmax(logits)[target] = logsumexp(logits) - logits[target]; the row becomes the
+    // softmax, which the gradient needs.
+    const Scalar log_sum = detail::softmax_row_inplace(probabilities.row(i));
+    total += static_cast<double>(log_sum - target_logit);
   }
   if (want_grad) {
     auto g = as_matrix(grad);

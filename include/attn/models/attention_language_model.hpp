@@ -13,6 +13,7 @@
 #include "attn/layers/linear.hpp"
 #include "attn/layers/multi_head_attention.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -23,7 +24,7 @@ namespace attn {
 /// "tok_emb.weight", "pos_emb.weight", "att.*" (MultiHeadAttention's) and "out_head.*", so a
 /// state_dict saved from the equivalent nn.Module loads as is.
 template <typename ScalarType>
-class AttentionLanguageModel {
+class AttentionLanguageModel : public StateVisitable<AttentionLanguageModel<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
@@ -39,10 +40,7 @@ class AttentionLanguageModel {
   /// out_head).
   /// @throws std::invalid_argument for a non-positive size, d_model not divisible by num_heads,
   ///         or a dropout outside [0, 1).
-  explicit AttentionLanguageModel(const Config& config, Generator&& generator = Generator())
-      : AttentionLanguageModel(config, static_cast<Generator&>(generator)) {}
-
-  AttentionLanguageModel(const Config& config, Generator& generator)
+  explicit AttentionLanguageModel(const Config& config, GeneratorRef generator = Generator())
       : config_(config),
         tok_emb_(config.vocab_size, config.d_model, generator),
         pos_emb_(config.context_length, config.d_model, generator),
@@ -83,7 +81,7 @@ class AttentionLanguageModel {
 
   /// Backward of forward(ids, cache): accumulates (+=) the gradient of every parameter.
   /// @param grad_logits (B, T, vocab_size), dL/dlogits.
-  void backward(const Cache& cache, const detail::ConstView<Scalar, 3>& grad_logits) {
+  void backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_logits) {
     const Tensor<Scalar, 3> grad_attended = out_head_.backward(cache.attended.view(), grad_logits);
     const Tensor<Scalar, 3> grad_embedded = att_.backward(cache.attention, grad_attended.view());
     tok_emb_.backward(cache.ids.view(), grad_embedded.view());
@@ -95,16 +93,17 @@ class AttentionLanguageModel {
     }
   }
 
-  /// Entries "tok_emb.weight", "pos_emb.weight", "att.*" and "out_head.*", with gradients.
-  template <typename Visitor>
-  void visit_state(Visitor&& visit, const std::string& prefix = "") {
-    tok_emb_.visit_state(visit, prefix + "tok_emb.");
-    pos_emb_.visit_state(visit, prefix + "pos_emb.");
-    att_.visit_state(visit, prefix + "att.");
-    out_head_.visit_state(visit, prefix + "out_head.");
+ private:
+  friend class StateVisitable<AttentionLanguageModel<ScalarType>>;
+  // Entries "tok_emb.weight", "pos_emb.weight", "att.*" and "out_head.*", with gradients.
+  template <typename Self, typename Visitor>
+  static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    self.tok_emb_.visit_state(visit, prefix + "tok_emb.");
+    self.pos_emb_.visit_state(visit, prefix + "pos_emb.");
+    self.att_.visit_state(visit, prefix + "att.");
+    self.out_head_.visit_state(visit, prefix + "out_head.");
   }
 
- private:
   Tensor<Scalar, 3> embed(const TensorView<const Index, 2>& ids) const {
     if (ids.size(1) > config_.context_length) {
       throw ShapeError(detail::concat("AttentionLanguageModel: ids have ", ids.size(1),
@@ -122,6 +121,14 @@ class AttentionLanguageModel {
   MultiHeadAttention<Scalar> att_;
   Linear<Scalar> out_head_;
 };
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+#define ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, Scalar) \
+  prefix class AttentionLanguageModel<Scalar>;
+#define ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS(prefix)      \
+  ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS)
 
 }  // namespace attn
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "attn/config.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/state/state_dict.hpp"
 
 namespace attn::detail {
 
@@ -29,7 +29,7 @@ class ParameterList {
   template <typename Layer>
   void add(Layer& layer, const std::string& prefix) {
     layer.visit_state([&](const StateEntry<Scalar>& entry) {
-      if (entry.kind != StateEntry<Scalar>::Kind::parameter) return;
+      if (entry.kind != StateKind::parameter) return;
       const std::string name = prefix + entry.name;
       for (const auto& slot : slots_) {
         if (slot.name == name) {

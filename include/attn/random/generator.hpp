@@ -63,6 +63,22 @@ class Generator {
   std::mt19937 engine_;
 };
 
+/// How layers take their Generator: a named one, which they draw from and leave advanced (so
+/// the next layer continues the sequence, as successive nn.Module constructions do after one
+/// torch.manual_seed), or a temporary such as `Generator(123)`, which lives until the end of the
+/// constructor call. One parameter type serves both, so no layer needs a constructor pair.
+class GeneratorRef {
+ public:
+  GeneratorRef(Generator& generator)
+      : generator_(&generator) {}  // NOLINT(google-explicit-constructor)
+  GeneratorRef(Generator&& generator)
+      : generator_(&generator) {}  // NOLINT(google-explicit-constructor)
+  Generator& get() const { return *generator_; }
+
+ private:
+  Generator* generator_;
+};
+
 }  // namespace attn
 
 #endif  // ATTN_RANDOM_GENERATOR_HPP

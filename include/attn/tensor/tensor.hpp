@@ -123,6 +123,31 @@ class Tensor {
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> storage_;
 };
 
+namespace detail {
+
+/// The elements of a view laid out contiguously: the view itself when it already is contiguous
+/// (no copy), else an owned row-major copy. For code that needs plain (rows, cols) memory.
+template <typename Scalar, int Rank>
+class Contiguous {
+ public:
+  explicit Contiguous(const TensorView<const Scalar, Rank>& view) : view_(view) {
+    if (!view.is_contiguous()) {
+      copy_ = Tensor<Scalar, Rank>(view);
+      view_ = copy_.view();
+    }
+  }
+  Contiguous(const Contiguous&) = delete;  // view_ may point into copy_
+  Contiguous& operator=(const Contiguous&) = delete;
+
+  const Scalar* data() const { return view_.data(); }
+  const TensorView<const Scalar, Rank>& view() const { return view_; }
+
+ private:
+  Tensor<Scalar, Rank> copy_;
+  TensorView<const Scalar, Rank> view_;
+};
+
+}  // namespace detail
 }  // namespace attn
 
 #endif  // ATTN_TENSOR_TENSOR_HPP

@@ -1,7 +1,7 @@
-// attn/detail/validate.hpp: the argument checks shared by the layers' constructors and forward
-// functions, so each message is written once. Private: users never include this directly.
-#ifndef ATTN_DETAIL_VALIDATE_HPP
-#define ATTN_DETAIL_VALIDATE_HPP
+// attn/layers/detail/validate.hpp: the argument checks shared by the layers' constructors and
+// forward functions, so each message is written once. Private: users never include this directly.
+#ifndef ATTN_LAYERS_DETAIL_VALIDATE_HPP
+#define ATTN_LAYERS_DETAIL_VALIDATE_HPP
 
 #include <cmath>
 #include <string>
@@ -18,8 +18,7 @@ inline void require_positive(const char* who, const char* name, Index value) {
   }
 }
 
-/// @throws ShapeError unless the input's last extent is `expected` (d_in) and, for batched
-///         layers, the token count is at most context_length.
+/// @throws ShapeError unless the input's last extent is `expected` (e.g. d_in).
 template <std::size_t Rank>
 void require_features(const char* who, const std::array<Index, Rank>& input_shape, Index expected,
                       const char* name) {
@@ -29,6 +28,7 @@ void require_features(const char* who, const std::array<Index, Rank>& input_shap
   }
 }
 
+/// @throws ShapeError if the input has more tokens than the layer's context_length.
 inline void require_context(const char* who, Index tokens, Index context_length) {
   if (tokens > context_length) {
     throw ShapeError(
@@ -38,4 +38,4 @@ inline void require_context(const char* who, Index tokens, Index context_length)
 
 }  // namespace attn::detail
 
-#endif  // ATTN_DETAIL_VALIDATE_HPP
+#endif  // ATTN_LAYERS_DETAIL_VALIDATE_HPP

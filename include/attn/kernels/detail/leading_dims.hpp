@@ -1,7 +1,8 @@
-// attn/detail/leading_dims.hpp: walking the leading (batch, head, ...) dims of a rank-R view as
-// a flat list of (tokens, dim) matrices: how the kernels treat (B, H, T, D) as B*H problems.
-#ifndef ATTN_DETAIL_LEADING_DIMS_HPP
-#define ATTN_DETAIL_LEADING_DIMS_HPP
+// attn/kernels/detail/leading_dims.hpp: walking the leading (batch, head, ...) dims of a rank-R
+// view as a flat list of (tokens, dim) matrices: how the kernels treat (B, H, T, D) as B*H
+// problems.
+#ifndef ATTN_KERNELS_DETAIL_LEADING_DIMS_HPP
+#define ATTN_KERNELS_DETAIL_LEADING_DIMS_HPP
 
 #include "attn/config.hpp"
 #include "attn/tensor/shape.hpp"
@@ -32,4 +33,4 @@ TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
 
 }  // namespace attn::detail
 
-#endif  // ATTN_DETAIL_LEADING_DIMS_HPP
+#endif  // ATTN_KERNELS_DETAIL_LEADING_DIMS_HPP

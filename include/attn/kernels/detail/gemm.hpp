@@ -1,0 +1,133 @@
+// attn/kernels/detail/gemm.hpp: the one matrix product behind Linear, SelfAttentionV1 and both
+// paths of the attention kernel, so every product in attn is written, tuned and tested once.
+//
+// Eigen computes it by default. Built with ATTN_USE_CBLAS (CMake option ATTN_CBLAS, chosen when
+// attn is configured), products go to the CBLAS of the BLAS found then: `cblas_sgemm` /
+// `cblas_dgemm`, row-major, declared by that BLAS's own <cblas.h>. attn never changes the BLAS's
+// global state (its thread count included). How the two share threads: attn parallelises over
+// (batch, head, query tile) and over row blocks of large products, and calls the BLAS from inside
+// those threads, so the BLAS should run one thread per call: OpenBLAS's OpenMP build does so by
+// itself inside a parallel region; with its pthreads build, set OPENBLAS_NUM_THREADS=1.
+// Private to the kernels floor and the layers above it: users never include this.
+#ifndef ATTN_KERNELS_DETAIL_GEMM_HPP
+#define ATTN_KERNELS_DETAIL_GEMM_HPP
+
+#include <algorithm>
+#include <climits>
+#include <type_traits>
+
+#include "attn/config.hpp"
+#include "attn/tensor/eigen_interop.hpp"
+#include "attn/threads.hpp"
+
+#ifdef ATTN_USE_CBLAS
+#include <cblas.h>
+#endif
+
+namespace attn::detail {
+
+/// True when attn was built to hand its products to a CBLAS (for reports and benchmarks).
+constexpr bool uses_cblas() {
+#ifdef ATTN_USE_CBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+/// C = alpha * op(A) op(B) + beta * C for row-major blocks with leading dimensions (row
+/// strides). op(A) is (m, k): A is stored (m, k), or (k, m) when `a_transposed`. op(B) is (k, n):
+/// B is stored (k, n), or (n, k) when `b_transposed` (the layout of a Linear weight or of keys).
+/// C is (m, n). With beta = 0, C is not read. Runs on the calling thread.
+/// The layouts are template arguments, so a program compiles only the Eigen products it uses.
+template <bool a_transposed, bool b_transposed, typename Scalar>
+void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, const Scalar* b,
+          Index ldb, Scalar beta, Scalar* c, Index ldc) {
+  if (m == 0 || n == 0) return;
+#ifdef ATTN_USE_CBLAS
+  constexpr Index int_max = INT_MAX;
+  if (k > 0 && std::max({m, n, k, lda, ldb, ldc}) <= int_max) {
+    const auto ta = a_transposed ? CblasTrans : CblasNoTrans;
+    const auto tb = b_transposed ? CblasTrans : CblasNoTrans;
+    const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+    // A leading dimension must be at least 1 even for an empty operand.
+    const int LDA = static_cast<int>(std::max<Index>(lda, 1));
+    const int LDB = static_cast<int>(std::max<Index>(ldb, 1));
+    const int LDC = static_cast<int>(std::max<Index>(ldc, 1));
+    if constexpr (std::is_same_v<Scalar, float>) {
+      cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+      return;
+    } else if constexpr (std::is_same_v<Scalar, double>) {
+      cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+      return;
+    }
+  }
+#endif
+  using Stride = Eigen::OuterStride<>;
+  using ConstMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Stride>;
+  Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Stride> C(c, m, n, Stride(ldc));
+  if (beta == Scalar(0)) {
+    C.setZero();
+  } else if (beta != Scalar(1)) {
+    C *= beta;
+  }
+  const ConstMap A(a, a_transposed ? k : m, a_transposed ? m : k, Stride(lda));
+  const ConstMap B(b, b_transposed ? n : k, b_transposed ? k : n, Stride(ldb));
+  if constexpr (a_transposed && b_transposed) {
+    C.noalias() += alpha * (A.transpose() * B.transpose());
+  } else if constexpr (a_transposed) {
+    C.noalias() += alpha * (A.transpose() * B);
+  } else if constexpr (b_transposed) {
+    C.noalias() += alpha * (A * B.transpose());
+  } else {
+    C.noalias() += alpha * (A * B);
+  }
+}
+
+/// The same product for a large m. Eigen splits a large product over its own threads (attn's
+/// thread count, see set_num_threads); a CBLAS call runs on one thread here, so attn splits the
+/// rows of C over its threads itself.
+template <bool a_transposed, bool b_transposed, typename Scalar>
+void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
+                   const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
+  const int threads = num_threads();
+  if (!uses_cblas() || threads < 2 || m < 2 * 64) {
+    gemm<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  ATTN_OMP(parallel num_threads(threads)) {
+#ifdef _OPENMP
+    const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
+#else
+    const Index parts = 1, part = 0;
+#endif
+    const Index chunk = (m + parts - 1) / parts;
+    const Index row0 = std::min(m, part * chunk), rows = std::min(chunk, m - row0);
+    // Rows of op(A) are rows of A, or columns of A when it is stored transposed.
+    const Scalar* a_rows = a_transposed ? a + row0 : a + row0 * lda;
+    gemm<a_transposed, b_transposed>(rows, n, k, alpha, a_rows, lda, b, ldb, beta, c + row0 * ldc,
+                                     ldc);
+  }
+}
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
+// layout of gemm, and the layouts Linear uses of parallel_gemm.
+#define ATTN_GEMM_INSTANTIATION(prefix, name, ta, tb, Scalar)                         \
+  prefix void name<ta, tb, Scalar>(Index, Index, Index, Scalar, const Scalar*, Index, \
+                                   const Scalar*, Index, Scalar, Scalar*, Index);
+#define ATTN_GEMM_INSTANTIATIONS_FOR(prefix, Scalar)                   \
+  ATTN_GEMM_INSTANTIATION(prefix, gemm, false, false, Scalar)          \
+  ATTN_GEMM_INSTANTIATION(prefix, gemm, false, true, Scalar)           \
+  ATTN_GEMM_INSTANTIATION(prefix, gemm, true, false, Scalar)           \
+  ATTN_GEMM_INSTANTIATION(prefix, gemm, true, true, Scalar)            \
+  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, false, false, Scalar) \
+  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, false, true, Scalar)  \
+  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, true, false, Scalar)
+#define ATTN_GEMM_INSTANTIATIONS(prefix)      \
+  ATTN_GEMM_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_GEMM_INSTANTIATIONS_FOR(prefix, double)
+ATTN_EXTERN_TEMPLATES(ATTN_GEMM_INSTANTIATIONS)
+
+}  // namespace attn::detail
+
+#endif  // ATTN_KERNELS_DETAIL_GEMM_HPP
