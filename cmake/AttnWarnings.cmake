@@ -1,12 +1,20 @@
 # attn_target_defaults(<target> [NATIVE]): the flags for attn's own tests, examples and
 # benchmarks. Never applied to the exported attn::attn target: users choose their own flags.
+# -Wall -Wextra -Wpedantic -Wshadow always; -Werror only with ATTN_WARNINGS_AS_ERRORS (ON in every
+# preset, OFF for a plain build, so a new compiler's false positive cannot stop a user's build).
 function(attn_target_defaults target)
   cmake_parse_arguments(ARG "NATIVE" "" "" ${ARGN})
   target_link_libraries(${target} PRIVATE attn::attn)
   if(MSVC)
-    target_compile_options(${target} PRIVATE /W4 /WX)
+    target_compile_options(${target} PRIVATE /W4)
+    if(ATTN_WARNINGS_AS_ERRORS)
+      target_compile_options(${target} PRIVATE /WX)
+    endif()
   else()
-    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Werror)
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow)
+    if(ATTN_WARNINGS_AS_ERRORS)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
   endif()
   if(ARG_NATIVE AND ATTN_NATIVE AND NOT MSVC)
     target_compile_options(${target} PRIVATE -march=native)
