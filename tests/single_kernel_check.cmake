@@ -4,7 +4,8 @@
 # Run as: cmake -DATTN_INCLUDE_DIR=<include> -P single_kernel_check.cmake
 set(_forbidden "softmax|exp\\(|infinity|maxCoeff|masked_fill|Mask::apply|\\.apply\\(")
 set(_failures "")
-file(GLOB _layers "${ATTN_INCLUDE_DIR}/attn/layers/*.hpp" "${ATTN_INCLUDE_DIR}/attn/layers/detail/*.hpp")
+file(GLOB _layers "${ATTN_INCLUDE_DIR}/attn/layers/*.hpp"
+                  "${ATTN_INCLUDE_DIR}/attn/layers/detail/*.hpp")
 foreach(_header IN LISTS _layers)
   file(STRINGS "${_header}" _lines)
   foreach(_line IN LISTS _lines)
