@@ -1,13 +1,36 @@
-# attn_target_defaults(<target> [NATIVE]): the flags for attn's own tests, examples and
-# benchmarks. Never applied to the exported attn::attn target: users choose their own flags.
-function(attn_target_defaults target)
-  cmake_parse_arguments(ARG "NATIVE" "" "" ${ARGN})
-  target_link_libraries(${target} PRIVATE attn::attn)
+# Flags for attn's own targets (tests, examples, benchmarks, fuzzers, attn::compiled's sources).
+# Never applied to the interface of an exported target: users choose their own flags.
+
+# attn_warnings(<target>): -Wall -Wextra -Wpedantic -Wshadow, always; -Werror only with
+# ATTN_WARNINGS_AS_ERRORS (ON in every preset, OFF for a plain build, so a new compiler's false
+# positive cannot stop a user's build).
+function(attn_warnings target)
   if(MSVC)
-    target_compile_options(${target} PRIVATE /W4 /WX)
+    target_compile_options(${target} PRIVATE /W4)
+    if(ATTN_WARNINGS_AS_ERRORS)
+      target_compile_options(${target} PRIVATE /WX)
+    endif()
   else()
-    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Werror)
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow)
+    if(ATTN_WARNINGS_AS_ERRORS)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
   endif()
+endfunction()
+
+# attn_target_defaults(<target> [NATIVE] [LIBS <attn targets>...]): links the attn targets given
+# (default attn::attn) and OpenMP when ATTN_OPENMP found it, and sets our warnings; NATIVE adds
+# -march=native when ATTN_NATIVE (examples and benchmarks only).
+function(attn_target_defaults target)
+  cmake_parse_arguments(ARG "NATIVE" "" "LIBS" ${ARGN})
+  if(NOT ARG_LIBS)
+    set(ARG_LIBS attn::attn)
+  endif()
+  target_link_libraries(${target} PRIVATE ${ARG_LIBS})
+  if(ATTN_WITH_OPENMP)
+    target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
+  endif()
+  attn_warnings(${target})
   if(ARG_NATIVE AND ATTN_NATIVE AND NOT MSVC)
     target_compile_options(${target} PRIVATE -march=native)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

@@ -16,6 +16,7 @@ if ((${#missing[@]} > 0)); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-cmake --preset release > /dev/null
+# The comparison runs attn with its products on the system BLAS (OpenBLAS), as PyTorch does.
+cmake --preset release -DATTN_CBLAS=ON > /dev/null
 cmake --build --preset release --target bench_attention bench_training
 exec /usr/bin/python3 benchmarks/compare_pytorch.py "$@"

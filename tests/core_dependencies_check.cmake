@@ -1,0 +1,56 @@
+# ctest architecture.core_dependencies: attn/attn.hpp, the core, needs Eigen only. The compiler
+# lists every file the umbrella pulls in (-M, preprocessing only) with no include directory but
+# Eigen's and attn's, and without OpenMP; none may be nlohmann-json's, stb's or omp.h.
+#   cmake -DCXX=<compiler> -DATTN_INCLUDE_DIR=<include> -DEIGEN_INCLUDE_DIRS=<dirs, '|'-separated>
+#         -DWORK_DIR=<scratch dir> -P core_dependencies_check.cmake
+cmake_minimum_required(VERSION 3.21)
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(_source "${WORK_DIR}/core_only.cpp")
+file(WRITE "${_source}" "#include <attn/attn.hpp>\n")
+string(REPLACE "|" ";" _eigen_dirs "${EIGEN_INCLUDE_DIRS}")
+set(_includes "-I${ATTN_INCLUDE_DIR}")
+foreach(_dir IN LISTS _eigen_dirs)
+  list(APPEND _includes "-I${_dir}")
+endforeach()
+execute_process(COMMAND "${CXX}" -std=c++17 -M ${_includes} "${_source}"
+                RESULT_VARIABLE _status OUTPUT_VARIABLE _deps ERROR_VARIABLE _errors)
+if(NOT _status EQUAL 0)
+  message(FATAL_ERROR "${CXX} -M ${_includes} failed on #include <attn/attn.hpp>:\n${_errors}")
+endif()
+string(REGEX MATCHALL "[^ \t\r\n\\\\]+" _files "${_deps}")
+set(_offenders "")
+foreach(_file IN LISTS _files)
+  if(_file MATCHES "nlohmann|/stb/|stb_[a-z_]+\\.h|(^|/)omp\\.h$")
+    list(APPEND _offenders "${_file}")
+  endif()
+endforeach()
+list(LENGTH _files _count)
+if(_offenders)
+  # Name the include that brings each one in: -H prints the include tree, one dot per level.
+  execute_process(COMMAND "${CXX}" -std=c++17 -E -H -o "${WORK_DIR}/core_only.ii" ${_includes}
+                          "${_source}" ERROR_VARIABLE _tree)
+  string(REPLACE "\n" ";" _tree_lines "${_tree}")
+  set(_stack "${_source}")
+  set(_culprits "")
+  foreach(_line IN LISTS _tree_lines)
+    if(NOT _line MATCHES "^(\\.+) (.+)$")
+      continue()
+    endif()
+    string(LENGTH "${CMAKE_MATCH_1}" _depth)
+    set(_file "${CMAKE_MATCH_2}")
+    list(SUBLIST _stack 0 ${_depth} _stack)
+    math(EXPR _parent_index "${_depth} - 1")
+    list(GET _stack ${_parent_index} _parent)
+    list(APPEND _stack "${_file}")
+    if(_file MATCHES "nlohmann|/stb/|stb_[a-z_]+\\.h|(^|/)omp\\.h$"
+       AND NOT _parent MATCHES "nlohmann|/stb/|stb_[a-z_]+\\.h|(^|/)omp\\.h$")
+      list(APPEND _culprits "${_parent} includes ${_file}")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES _culprits)
+  list(JOIN _culprits "\n  " _list)
+  list(LENGTH _offenders _offender_count)
+  message(FATAL_ERROR "attn/attn.hpp must need Eigen only, but it pulls in ${_offender_count} "
+                      "files of nlohmann-json, stb or OpenMP:\n  ${_list}")
+endif()
+message(STATUS "attn/attn.hpp pulls in ${_count} files, none from nlohmann-json, stb or OpenMP")

@@ -1,0 +1,30 @@
+// A consumer of attn's components: safetensors bytes written and read back (attn::io), a PNG
+// heatmap (attn::viz) and, when attn::compiled is linked (it defines ATTN_COMPILED), one
+// multi-head attention forward whose instantiation comes from the library.
+#include <attn/attn.hpp>
+#include <attn/io/safetensors.hpp>
+#include <attn/viz/heatmap_png.hpp>
+#include <cstdio>
+#include <vector>
+
+int main() {
+  attn::io::SafetensorsFile file;
+  file.tensors["w"] = {attn::io::Dtype::F32, {2, 2}, std::vector<unsigned char>(4 * sizeof(float))};
+  const auto parsed = attn::io::parse_safetensors(attn::io::serialize_safetensors(file));
+  std::printf("attn::io: %d tensor(s) read back\n", int(parsed.tensors.size()));
+
+  attn::Tensor<float, 2> weights({2, 2});
+  for (attn::Index i = 0; i < weights.numel(); ++i) weights.data()[i] = 0.25f;
+  attn::write_heatmap_png("consumer_heatmap.png", weights.view());
+  std::printf("attn::viz: consumer_heatmap.png written\n");
+
+  attn::Index d_out = 4;
+#ifdef ATTN_COMPILED
+  const attn::MultiHeadAttention<float> mha(4, 4, 3, 0.0f, 2, false, attn::Generator(123));
+  attn::Tensor<float, 3> x({1, 3, 4});
+  for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = 0.1f * static_cast<float>(i);
+  d_out = mha.forward(x.view()).size(2);
+  std::printf("attn::compiled: MultiHeadAttention<float> forward, d_out %d\n", int(d_out));
+#endif
+  return parsed.tensors.count("w") == 1 && d_out == 4 ? 0 : 1;
+}
