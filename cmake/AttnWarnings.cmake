@@ -20,7 +20,9 @@ endfunction()
 
 # attn_target_defaults(<target> [NATIVE] [LIBS <attn targets>...]): links the attn targets given
 # (default attn::attn) and OpenMP when ATTN_OPENMP found it, and sets our warnings; NATIVE adds
-# -march=native when ATTN_NATIVE (examples and benchmarks only).
+# -march=native when ATTN_NATIVE (examples and benchmarks only). A NATIVE target built without
+# -march=native links attn::compiled when there is one: it then has the library's flags (Eigen's
+# ABI depends on them) and compiles no kernel or layer itself, which is what keeps CI short.
 function(attn_target_defaults target)
   cmake_parse_arguments(ARG "NATIVE" "" "LIBS" ${ARGN})
   if(NOT ARG_LIBS)
@@ -31,6 +33,9 @@ function(attn_target_defaults target)
     target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
   endif()
   attn_warnings(${target})
+  if(ARG_NATIVE AND NOT ATTN_NATIVE AND TARGET attn::compiled)
+    target_link_libraries(${target} PRIVATE attn::compiled)
+  endif()
   if(ARG_NATIVE AND ATTN_NATIVE AND NOT MSVC)
     target_compile_options(${target} PRIVATE -march=native)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

@@ -27,7 +27,7 @@
 // holds the kernels and layers instantiated for float and double). Each heavy header then
 // declares those instantiations `extern template`, so files that include it do not compile them
 // again, as fmt's compiled mode does. ATTN_EXTERN_TEMPLATES(LIST) expands a header's list of
-// instantiations that way; src/attn_compiled.cpp expands the same lists as definitions.
+// instantiations that way; src/compiled_*.cpp expand the same lists as definitions.
 #ifdef ATTN_COMPILED
 #define ATTN_EXTERN_TEMPLATES(LIST) LIST(extern template)
 #else
