@@ -1,6 +1,6 @@
 # ctest: every rung of the ladder goes through the one shared kernel. No layer header may hold
 # softmax, masking or exponentials of its own (comments aside), and each rung must reach
-# scaled_dot_product_attention, directly or through CausalCore / CausalAttention.
+# scaled_dot_product_attention, directly or through the shared engines in layers/detail/.
 # Run as: cmake -DATTN_INCLUDE_DIR=<include> -P single_kernel_check.cmake
 set(_forbidden "softmax|exp\\(|infinity|maxCoeff|masked_fill|Mask::apply|\\.apply\\(")
 set(_failures "")
@@ -15,39 +15,34 @@ foreach(_header IN LISTS _layers)
   endforeach()
 endforeach()
 
+# Each rung and each shared engine, with the call that takes it one step towards the kernel:
+# the rungs derive from or call an engine, the engines call scaled_dot_product_attention.
+set(_kernel "scaled_dot_product_attention(<[^>]*>)?\\(")
 set(_routes
-  "simplified_self_attention.hpp=scaled_dot_product_attention\\("
-  "self_attention_v1.hpp=scaled_dot_product_attention\\("
-  "self_attention_v2.hpp=scaled_dot_product_attention\\("
-  "causal_attention.hpp=core_\\.attend\\("
-  "multi_head_attention.hpp=impl_\\.forward\\("
-  "multi_head_attention_combined_qkv.hpp=impl_\\.forward\\("
-  "multi_head_attention_wrapper.hpp=\\.forward_into\\(")
+  "simplified_self_attention.hpp=${_kernel}"
+  "self_attention_v1.hpp=public detail::SelfAttention<"
+  "self_attention_v2.hpp=public detail::SelfAttention<"
+  "causal_attention.hpp=projections_\\.forward_into\\(static_cast<const Core&>"
+  "multi_head_attention.hpp=public detail::MultiHeadEngine<"
+  "multi_head_attention_combined_qkv.hpp=public detail::MultiHeadEngine<"
+  "multi_head_attention_wrapper.hpp=\\.forward_into\\("
+  "detail/self_attention.hpp=forward_into\\(UnmaskedAttention<"
+  "detail/separate_projections.hpp=${_kernel}"
+  "detail/causal_core.hpp=${_kernel}"
+  "detail/multi_head_engine.hpp=this->attend\\(")
 foreach(_route IN LISTS _routes)
-  string(REPLACE "=" ";" _pair "${_route}")
-  list(GET _pair 0 _file)
-  list(GET _pair 1 _pattern)
-  file(READ "${ATTN_INCLUDE_DIR}/attn/layers/${_file}" _text)
-  if(NOT _text MATCHES "${_pattern}")
-    string(APPEND _failures "\n  layers/${_file} does not reach the shared kernel")
-  endif()
-endforeach()
-set(_engines
-  "causal_core.hpp=scaled_dot_product_attention\\(=does not call the shared kernel"
-  "stacked_qkv_attention.hpp=core_\\.attend\\(=does not reach the shared kernel")
-foreach(_engine IN LISTS _engines)
-  string(REPLACE "=" ";" _triple "${_engine}")
-  list(GET _triple 0 _file)
-  list(GET _triple 1 _pattern)
-  list(GET _triple 2 _complaint)
-  set(_path "${ATTN_INCLUDE_DIR}/attn/layers/detail/${_file}")
+  string(FIND "${_route}" "=" _at)
+  string(SUBSTRING "${_route}" 0 ${_at} _file)
+  math(EXPR _at "${_at} + 1")
+  string(SUBSTRING "${_route}" ${_at} -1 _pattern)
+  set(_path "${ATTN_INCLUDE_DIR}/attn/layers/${_file}")
   if(NOT EXISTS "${_path}")
-    string(APPEND _failures "\n  layers/detail/${_file} is missing")
+    string(APPEND _failures "\n  layers/${_file} is missing")
     continue()
   endif()
   file(READ "${_path}" _text)
   if(NOT _text MATCHES "${_pattern}")
-    string(APPEND _failures "\n  layers/detail/${_file} ${_complaint}")
+    string(APPEND _failures "\n  layers/${_file} does not reach the shared kernel")
   endif()
 endforeach()
 
