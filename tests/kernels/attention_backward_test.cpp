@@ -63,9 +63,13 @@ void check_kernel(MaskCase mask_case, attn::AttentionPath path, double dropout) 
                                               dq.view(), dk.view(), dv.view(), options, cache);
   using attn_test::gradients_agree;
   using attn_test::numeric_gradient;
-  EXPECT_TRUE(gradients_agree(dq.data(), numeric_gradient(q.data(), q.numel(), loss), "q"));
-  EXPECT_TRUE(gradients_agree(dk.data(), numeric_gradient(k.data(), k.numel(), loss), "k"));
-  EXPECT_TRUE(gradients_agree(dv.data(), numeric_gradient(v.data(), v.numel(), loss), "v"));
+  const double loss_scale = attn_test::product_loss_scale(out, R);
+  EXPECT_TRUE(
+      gradients_agree(dq.data(), numeric_gradient(q.data(), q.numel(), loss), loss_scale, "q"));
+  EXPECT_TRUE(
+      gradients_agree(dk.data(), numeric_gradient(k.data(), k.numel(), loss), loss_scale, "k"));
+  EXPECT_TRUE(
+      gradients_agree(dv.data(), numeric_gradient(v.data(), v.numel(), loss), loss_scale, "v"));
   if (mask_case == MaskCase::matrix_with_empty_row) {
     for (attn::Index b = 0; b < 2; ++b)
       for (attn::Index d = 0; d < 4; ++d) EXPECT_EQ(dq(b, 3, d), 0.0);  // the empty query

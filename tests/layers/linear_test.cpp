@@ -88,13 +88,16 @@ TEST(Linear, GradientCheckWithStridedInput) {
   // The same input handed over as a strided (transposed-back) view must give the same answer.
   const attn::Tensor<double, 3> swapped(attn::transpose(x.view(), 0, 1));
   const auto grad_x = layer.backward(attn::transpose(swapped.view(), 0, 1), R.view());
-  EXPECT_TRUE(attn_test::gradients_agree(
-      grad_x.data(), attn_test::numeric_gradient(x.data(), x.numel(), loss), "x"));
-  EXPECT_TRUE(attn_test::gradients_agree(
-      layer.weight_grad().data(), attn_test::numeric_gradient(layer.weight().data(), 12, loss),
-      "weight"));
-  EXPECT_TRUE(attn_test::gradients_agree(
-      layer.bias_grad().data(), attn_test::numeric_gradient(layer.bias().data(), 3, loss), "bias"));
+  const double loss_scale = attn_test::product_loss_scale(layer.forward(x.view()), R);
+  using attn_test::gradients_agree;
+  using attn_test::numeric_gradient;
+  EXPECT_TRUE(
+      gradients_agree(grad_x.data(), numeric_gradient(x.data(), x.numel(), loss), loss_scale, "x"));
+  EXPECT_TRUE(gradients_agree(layer.weight_grad().data(),
+                              numeric_gradient(layer.weight().data(), 12, loss), loss_scale,
+                              "weight"));
+  EXPECT_TRUE(gradients_agree(layer.bias_grad().data(),
+                              numeric_gradient(layer.bias().data(), 3, loss), loss_scale, "bias"));
 }
 
 }  // namespace
