@@ -6,7 +6,9 @@
 #include <limits>
 
 #include "attn/attn.hpp"
-#include "support/fixtures.hpp"
+#include "support/attention_bounds.hpp"
+#include "support/layer_fixture.hpp"
+#include "support/normwise.hpp"
 
 namespace {
 
@@ -29,7 +31,10 @@ TEST(NumericalEdges, SoftmaxOfHugeLogitsIsFiniteAndExact) {
                                            1.f, 0.f, 0.f,                  //
                                            0.5f, 0.5f, 0.f,                //
                                            1 / 3.f, 1 / 3.f, 1 / 3.f});
-  EXPECT_TRUE(attn_test::all_close(weights.view(), expected.view(), 1e-7));
+  // Four softmax rows: ||P||_F <= 2. The logits minus their row maximum are exact (or overflow
+  // to -inf, whose weight is exactly 0), so the logit term of the tolerance is 1, not 3e38.
+  EXPECT_TRUE(attn_test::close_normwise(weights, expected, 2.0,
+                                        attn_test::rounding_tolerance<float>(1, 3)));
 }
 
 // The same logits reached through the kernel (scale * q k^T), on both paths.
@@ -49,7 +54,12 @@ TEST(NumericalEdges, AttentionWithHugeLogitsIsFiniteAndExact) {
       // picks key 2.
       const float w0 = scale == 1.f ? 1 / (1 + e) : 1.f, w1 = 1 - w0;
       const Tensor<float, 2> expected({2, 2}, {w0 * 1 + w1 * 3, w0 * 2 + w1 * 4, 5.f, 6.f});
-      EXPECT_TRUE(attn_test::all_close(out.view(), expected.view(), 1e-5))
+      // Against ||out||_F <= vmax sqrt(T) (attention_bounds.hpp). The differences of the logits
+      // are exact here (integers at scale 1; at scale 3e34 the gap of 3e34 makes the weights
+      // exactly one-hot), so the logit term of the tolerance is 1, not |scale q k| = 3e38.
+      const auto bounds = attn_test::attention_forward_bounds(q, k, v, scale);
+      EXPECT_TRUE(attn_test::close_normwise(out, expected, bounds.out,
+                                            attn_test::rounding_tolerance<float>(1, 3)))
           << "scale " << scale << (path == attn::AttentionPath::fused ? " fused" : " reference");
     }
   }
@@ -141,11 +151,14 @@ TEST(NumericalEdges, FloatAndDoubleAgreeToFloatPrecision) {
   for (Index i = 0; i < xf.numel(); ++i) xf.data()[i] = generator.uniform<float>(-2, 2);
   Tensor<double, 3> xd(xf.shape());
   for (Index i = 0; i < xf.numel(); ++i) xd.data()[i] = xf.data()[i];
+  // Against the layer's output scale ||Wo||_2 ||context||_F + sqrt(rows) |bo| (layer_scales),
+  // to float's tolerance: the double run's own error is negligible.
+  const attn_test::LayerScales scales = attn_test::layer_scales(state, xf, nullptr, 4);
   for (auto path : kPaths) {
     f.set_attention_path(path);
     d.set_attention_path(path);
-    EXPECT_TRUE(
-        attn_test::all_close(f.forward(xf.view()).view(), d.forward(xd.view()).view(), 2e-6));
+    EXPECT_TRUE(attn_test::close_normwise(f.forward(xf.view()), d.forward(xd.view()), scales.out,
+                                          scales.tolerance<float>()));
   }
 }
 

@@ -74,6 +74,8 @@ TEST(Dropout, ReproducesTheBooksMaskForSeed123) {
 #include "attn/layers/causal_attention.hpp"
 #include "attn/layers/multi_head_attention.hpp"
 #include "support/fixtures.hpp"
+#include "support/layer_fixture.hpp"
+#include "support/normwise.hpp"
 
 namespace {
 
@@ -81,7 +83,8 @@ namespace {
 // (tests/fixtures/generate.py, dropout_case): Generator(456) as the layer's dropout generator
 // draws the masks torch.manual_seed(456) draws, over (batch, head, query, key) in memory order.
 template <typename Layer>
-void check_training_forward(const std::string& prefix, Layer layer) {
+void check_training_forward(const std::string& prefix, Layer layer, attn::Index num_heads,
+                            double dropout) {
   SCOPED_TRACE(prefix);
   const auto io = attn_test::load_io("dropout_train");
   const auto all = attn::io::to_state_dict<float>(io);
@@ -93,14 +96,17 @@ void check_training_forward(const std::string& prefix, Layer layer) {
   layer.train();
   layer.dropout_generator() = attn::Generator(456);
   const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
-  EXPECT_TRUE(attn_test::all_close(layer.forward(x.view()).view(),
-                                   attn_test::fixture_tensor<float, 3>(io, prefix + ".out").view(),
-                                   1e-5));
+  // Against the layer's output scale (layer_scales), the kept weights scaled by 1 / (1 - p).
+  const attn_test::LayerScales scales =
+      attn_test::layer_scales(state, x, nullptr, num_heads, dropout);
+  EXPECT_TRUE(attn_test::close_normwise(layer.forward(x.view()),
+                                        attn_test::fixture_tensor<float, 3>(io, prefix + ".out"),
+                                        scales.out, scales.tolerance<float>()));
 }
 
 TEST(Dropout, TrainingForwardMatchesPyTorchsMasks) {
-  check_training_forward("mha", attn::MultiHeadAttention<float>(6, 4, 8, 0.3f, 2));
-  check_training_forward("causal", attn::CausalAttention<float>(6, 4, 8, 0.5f));
+  check_training_forward("mha", attn::MultiHeadAttention<float>(6, 4, 8, 0.3f, 2), 2, 0.3);
+  check_training_forward("causal", attn::CausalAttention<float>(6, 4, 8, 0.5f), 1, 0.5);
 }
 
 }  // namespace

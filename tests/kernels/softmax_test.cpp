@@ -8,26 +8,30 @@
 #include "attn/tensor/tensor.hpp"
 #include "support/expect_error.hpp"
 #include "support/fixtures.hpp"
+#include "support/normwise.hpp"
 
 namespace {
 
 // The book's attention scores for query 2 ("journey"), section 3.3.1.
 const attn::Tensor<float, 2> kScores2({1, 6},
                                       {0.9544f, 1.4950f, 1.4754f, 0.8434f, 0.7070f, 1.0865f});
+// A softmax row has |P_i| <= sum_j P_ij = 1: the problem scale of one row is 1. Tolerance 4 eps
+// (max |logit| + sqrt(6)) (support/normwise.hpp).
+const double kRowTolerance = attn_test::rounding_tolerance<float>(1.4950, 6);
 
 TEST(Softmax, BookWeightsForQuery2) {
   attn::Tensor<float, 2> weights({1, 6});
   attn::softmax(kScores2.view(), weights.view());
   const attn::Tensor<float, 2> book({1, 6}, {0.1385f, 0.2379f, 0.2333f, 0.1240f, 0.1082f, 0.1581f});
   EXPECT_TRUE(attn_test::all_close(weights.view(), book.view(), 5e-5));  // book prints 4 decimals
-  EXPECT_NEAR(as_matrix(weights.view()).sum(), 1.0f, 1e-6f);
+  EXPECT_NEAR(as_matrix(weights.view()).sum(), 1.0f, kRowTolerance);
 }
 
 TEST(Softmax, NaiveAgreesOnSmallLogits) {
   attn::Tensor<float, 2> stable({1, 6}), naive({1, 6});
   attn::softmax(kScores2.view(), stable.view());
   attn::softmax_naive(kScores2.view(), naive.view());
-  EXPECT_TRUE(attn_test::all_close(naive.view(), stable.view(), 1e-7));
+  EXPECT_TRUE(attn_test::close_normwise(naive, stable, 1.0, kRowTolerance));
 }
 
 TEST(Softmax, StableSurvivesHugeLogitsWhereNaiveOverflows) {
@@ -37,7 +41,10 @@ TEST(Softmax, StableSurvivesHugeLogitsWhereNaiveOverflows) {
   // softmax([0, -1, -2e4]) = [1/(1+e^-1), e^-1/(1+e^-1), 0]
   const float e = std::exp(-1.0f);
   const attn::Tensor<float, 2> expected({2, 3}, {1 / (1 + e), e / (1 + e), 0, 1, 0, 0});
-  EXPECT_TRUE(attn_test::all_close(stable.view(), expected.view(), 1e-7));
+  // Two rows, so ||P||_F <= sqrt(2). The logits minus their row maximum (0, -1, -2e4 and 0,
+  // -inf, -3e38) are exact, so the logit term of the tolerance is 1, not 3e38.
+  EXPECT_TRUE(attn_test::close_normwise(stable, expected, std::sqrt(2.0),
+                                        attn_test::rounding_tolerance<float>(1, 3)));
   attn::softmax_naive(logits.view(), naive.view());
   EXPECT_TRUE(std::isnan(naive(0, 0)));  // exp(1e4) = inf, inf / inf
 }

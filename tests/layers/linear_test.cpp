@@ -27,7 +27,10 @@ TEST(Linear, StridedInputGivesTheSameAnswerAsContiguous) {
   // Batch and token dims swapped: a view whose leading dims do not collapse into rows.
   const attn::Tensor<float, 3> swapped(attn::transpose(x.view(), 0, 1));
   const auto out = layer.forward(attn::transpose(swapped.view(), 0, 1));
-  EXPECT_TRUE(attn_test::all_close(out.view(), expected.view(), 1e-6));
+  // Against ||W||_2 ||x||_F + sqrt(rows) |b| (layer_scales), tolerance 8 eps sqrt(max(rows,
+  // in_features, out_features)).
+  const auto scales = attn_test::layer_scales(attn::state_dict(layer), x, nullptr);
+  EXPECT_TRUE(attn_test::close_normwise(out, expected, scales.out, scales.tolerance<float>()));
 }
 
 TEST(Linear, StateNamesAndShapesArePyTorchs) {
@@ -56,20 +59,28 @@ TEST(Linear, GradientsMatchPyTorchAutograd) {
     const auto R = attn_test::fixture_tensor<float, 3>(io, "R");
     attn::zero_grad(layer);
     const auto grad_x = layer.backward(x.view(), R.view());
-    EXPECT_TRUE(attn_test::all_close(
-        grad_x.view(), attn_test::fixture_tensor<float, 3>(io, "grad.x").view(), 1e-5));
-    EXPECT_TRUE(attn_test::all_close(layer.weight_grad().view(),
-                                     attn_test::fixture_tensor<float, 2>(io, "grad.weight").view(),
-                                     1e-5));
+    // Normwise against layer_scales: dx = R W against ||R||_F ||W||_2, dW = R^T x against
+    // ||R|| ||x||, db = sum_n R_n against sum_n |R_n|; tolerance 8 eps sqrt(max(rows,
+    // in_features, out_features)).
+    const auto scales = attn_test::layer_scales(attn::state_dict(layer), x, &R);
+    const double tolerance = scales.tolerance<float>();
+    using attn_test::close_normwise;
+    EXPECT_TRUE(close_normwise(grad_x, attn_test::fixture_tensor<float, 3>(io, "grad.x"),
+                               scales.grad_x, tolerance, "grad x"));
+    const auto once = attn_test::fixture_tensor<float, 2>(io, "grad.weight");
+    EXPECT_TRUE(
+        close_normwise(layer.weight_grad(), once, scales.gradient("weight"), tolerance, "weight"));
     if (layer.has_bias()) {
-      EXPECT_TRUE(attn_test::all_close(layer.bias_grad().view(),
-                                       attn_test::fixture_tensor<float, 1>(io, "grad.bias").view(),
-                                       1e-5));
+      EXPECT_TRUE(close_normwise(layer.bias_grad(),
+                                 attn_test::fixture_tensor<float, 1>(io, "grad.bias"),
+                                 scales.gradient("bias"), tolerance, "bias"));
     }
     // Accumulates: a second backward doubles the parameter gradients.
     layer.backward(x.view(), R.view());
-    const auto once = attn_test::fixture_tensor<float, 2>(io, "grad.weight");
-    EXPECT_NEAR(layer.weight_grad()(1, 2), 2 * once(1, 2), 1e-5);
+    attn::Tensor<float, 2> twice(once);
+    for (attn::Index i = 0; i < twice.numel(); ++i) twice.data()[i] *= 2;
+    EXPECT_TRUE(close_normwise(layer.weight_grad(), twice, 2 * scales.gradient("weight"), tolerance,
+                               "weight after two backwards"));
   }
 }
 
@@ -88,13 +99,16 @@ TEST(Linear, GradientCheckWithStridedInput) {
   // The same input handed over as a strided (transposed-back) view must give the same answer.
   const attn::Tensor<double, 3> swapped(attn::transpose(x.view(), 0, 1));
   const auto grad_x = layer.backward(attn::transpose(swapped.view(), 0, 1), R.view());
-  EXPECT_TRUE(attn_test::gradients_agree(
-      grad_x.data(), attn_test::numeric_gradient(x.data(), x.numel(), loss), "x"));
-  EXPECT_TRUE(attn_test::gradients_agree(
-      layer.weight_grad().data(), attn_test::numeric_gradient(layer.weight().data(), 12, loss),
-      "weight"));
-  EXPECT_TRUE(attn_test::gradients_agree(
-      layer.bias_grad().data(), attn_test::numeric_gradient(layer.bias().data(), 3, loss), "bias"));
+  const double loss_scale = attn_test::product_loss_scale(layer.forward(x.view()), R);
+  using attn_test::gradients_agree;
+  using attn_test::numeric_gradient;
+  EXPECT_TRUE(
+      gradients_agree(grad_x.data(), numeric_gradient(x.data(), x.numel(), loss), loss_scale, "x"));
+  EXPECT_TRUE(gradients_agree(layer.weight_grad().data(),
+                              numeric_gradient(layer.weight().data(), 12, loss), loss_scale,
+                              "weight"));
+  EXPECT_TRUE(gradients_agree(layer.bias_grad().data(),
+                              numeric_gradient(layer.bias().data(), 3, loss), loss_scale, "bias"));
 }
 
 }  // namespace

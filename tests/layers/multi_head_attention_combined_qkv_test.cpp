@@ -40,8 +40,11 @@ TEST(MultiHeadAttentionCombinedQKV, SameMathsAsMultiHeadAttentionWithStackedWeig
   attn::Tensor<double, 3> x({2, 7, 5});
   attn::Generator generator(9);
   for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = generator.uniform<double>(-1, 1);
-  EXPECT_TRUE(attn_test::all_close(combined.forward(x.view()).view(),
-                                   separate.forward(x.view()).view(), 1e-14));
+  // Against the layer's output scale ||Wo||_2 ||context||_F + sqrt(rows) |bo| (layer_scales).
+  const attn_test::LayerScales scales =
+      attn_test::layer_scales(attn::state_dict(separate), x, nullptr, 3);
+  EXPECT_TRUE(attn_test::close_normwise(combined.forward(x.view()), separate.forward(x.view()),
+                                        scales.out, scales.tolerance<double>()));
 }
 
 TEST(MultiHeadAttentionCombinedQKV, StateNamesFollowTheNotebook) {

@@ -45,8 +45,11 @@ TEST(SelfAttentionV1, Exercise31TransposedV2WeightsGiveTheSameOutput) {
   attn::as_matrix(sa_v1.W_value().view()) =
       attn::as_matrix(sa_v2.W_value().weight().view()).transpose();
   const auto inputs = attn_test::book_inputs();
-  EXPECT_TRUE(attn_test::all_close(sa_v1.forward(inputs.view()).view(),
-                                   sa_v2.forward(inputs.view()).view(), 1e-6));
+  // Against the output scale vmax sqrt(T) of the shared weights (layer_scales).
+  const attn_test::LayerScales scales =
+      attn_test::layer_scales(attn::state_dict(sa_v2), inputs, nullptr);
+  EXPECT_TRUE(attn_test::close_normwise(sa_v1.forward(inputs.view()), sa_v2.forward(inputs.view()),
+                                        scales.out, scales.tolerance<float>()));
 }
 
 TEST(SelfAttentionV1, BadArgumentsAreErrors) {
