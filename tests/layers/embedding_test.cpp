@@ -18,8 +18,8 @@ using attn_test::fixture_tensor;
 
 attn::Embedding<double> fixture_embedding() {
   attn::Embedding<double> embedding(7, 4);
-  attn::load_state_dict(embedding, attn::io::to_state_dict<double>(attn::io::read_safetensors(
-                                       attn_test::fixture_path("embedding.safetensors"))));
+  attn::load_state_dict(
+      embedding, attn::io::to_state_dict<double>(attn_test::read_fixture("embedding.safetensors")));
   return embedding;
 }
 

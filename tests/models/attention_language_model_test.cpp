@@ -28,9 +28,8 @@ using Model = attn::AttentionLanguageModel<double>;
 Model fixture_model(const attn::io::SafetensorsFile& io) {
   Model model({metadata_int(io, "vocab_size"), metadata_int(io, "context_length"),
                metadata_int(io, "d_model"), metadata_int(io, "num_heads")});
-  attn::load_state_dict(model,
-                        attn::io::to_state_dict<double>(attn::io::read_safetensors(
-                            attn_test::fixture_path("attention_language_model.safetensors"))));
+  attn::load_state_dict(model, attn::io::to_state_dict<double>(attn_test::read_fixture(
+                                   "attention_language_model.safetensors")));
   return model;
 }
 

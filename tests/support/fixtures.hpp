@@ -17,10 +17,12 @@ inline std::string fixture_path(const std::string& name) {
   return std::string(ATTN_FIXTURES_DIR) + "/" + name;
 }
 
+/// A file of tests/fixtures/ by its file name. (Defined in fixtures.cpp, as is load_io: the JSON
+/// parser behind them is then compiled once for the whole suite, not in every test file.)
+attn::io::SafetensorsFile read_fixture(const std::string& file_name);
+
 /// The "<case>.io.safetensors" file of a case: inputs, outputs and metadata.
-inline attn::io::SafetensorsFile load_io(const std::string& name) {
-  return attn::io::read_safetensors(fixture_path(name + ".io.safetensors"));
-}
+attn::io::SafetensorsFile load_io(const std::string& name);
 
 inline attn::Index metadata_int(const attn::io::SafetensorsFile& file, const std::string& key) {
   return static_cast<attn::Index>(std::stoll(file.metadata.at(key)));

@@ -13,7 +13,6 @@
 
 #include <gtest/gtest.h>
 
-#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -64,10 +63,8 @@ struct LayerScales {
 
 namespace detail {
 
-inline double spectral_norm(const RowMatrixd& m) {
-  if (m.size() == 0) return 0.0;
-  return Eigen::JacobiSVD<Eigen::MatrixXd>(Eigen::MatrixXd(m)).singularValues()(0);
-}
+/// The largest singular value of m (0 for an empty m); defined in fixtures.cpp.
+double spectral_norm(const RowMatrixd& m);
 
 template <typename Scalar, int Rank>
 RowMatrixd rows_of(const attn::Tensor<Scalar, Rank>& t) {
@@ -298,8 +295,7 @@ template <int Rank, typename Make>
 void check_layer_fixture(const std::string& name, Make&& make) {
   SCOPED_TRACE(name);
   const auto io = load_io(name);
-  const auto state = attn::io::to_state_dict<float>(
-      attn::io::read_safetensors(fixture_path(name + ".safetensors")));
+  const auto state = attn::io::to_state_dict<float>(read_fixture(name + ".safetensors"));
   attn::Generator generator(static_cast<std::uint64_t>(metadata_int(io, "seed")));
   auto layer = make(io, generator);
   EXPECT_TRUE(same_state<decltype(layer)>(attn::state_dict(layer), state))
@@ -339,9 +335,9 @@ void check_layer_gradients(const std::string& name, Make&& make) {
   const bool is_double = std::is_same_v<Scalar, double>;
   const auto io = load_io(name);
   const auto tensors = prefixed<Scalar>(io, is_double ? "f64." : "");
-  const auto state = is_double ? prefixed<Scalar>(io, "f64.state.")
-                               : attn::io::to_state_dict<Scalar>(attn::io::read_safetensors(
-                                     fixture_path(name + ".safetensors")));
+  const auto state = is_double
+                         ? prefixed<Scalar>(io, "f64.state.")
+                         : attn::io::to_state_dict<Scalar>(read_fixture(name + ".safetensors"));
   attn::Generator generator(1);
   auto layer = make(io, generator);
   attn::load_state_dict(layer, state);
