@@ -3,8 +3,14 @@
 // and backward, on shapes, masks, scales and values decoded from the fuzzer's bytes. Any
 // disagreement beyond rounding, any exception, or any sanitizer report is a crash.
 //
-// Double precision keeps "beyond rounding" tight (1e-9 relative); a float run on the same case
-// checks the float instantiation with a float tolerance.
+// "Beyond rounding" is normwise against the problem scales of tests/support/attention_bounds.hpp
+// (||V|| for out, |scale| ||dO|| ||V|| ||K|| for dq, |scale| ||dO|| ||V|| ||Q|| for dk, ||dO||
+// for dv), never relative to the results themselves, which vanish in exact arithmetic for S = 1
+// (dq, dk), for fully masked rows and, summed over keys, for dk. Tolerance 4 eps (L + sqrt(n)),
+// L the largest |logit| the case allows and n its longest reduction (tests/support/rounding.hpp),
+// in double and in float on the same case. The quantities that are zero in exact arithmetic are
+// checked on purpose, on each path: dq and dk when every query sees at most one key (S = 1, a
+// causal offset, a dense mask), and sum_j dk_j always.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
@@ -13,6 +19,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../tests/support/attention_bounds.hpp"
+#include "../tests/support/rounding.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
 #include "attn/tensor/tensor.hpp"
 
@@ -49,71 +57,128 @@ Case decode(FuzzedDataProvider& input) {
 }
 
 template <typename Scalar>
+struct Inputs {
+  attn::Tensor<Scalar, 3> q, k, v, grad_out;
+};
+
+template <typename Scalar>
 struct Run {
   attn::Tensor<Scalar, 3> out, grad_q, grad_k, grad_v;
 };
 
 template <typename Scalar>
-Run<Scalar> run(const Case& c, const std::vector<double>& values, const attn::Mask& mask,
-                attn::AttentionPath path) {
-  const auto fill = [&](attn::Tensor<Scalar, 3>& t, std::size_t& next) {
-    for (Index i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<Scalar>(values[next++]);
-  };
-  attn::Tensor<Scalar, 3> q({c.batch, c.tokens, c.dim}), k({c.batch, c.keys, c.dim}),
-      v({c.batch, c.keys, c.value_dim}), grad_out({c.batch, c.tokens, c.value_dim});
+Inputs<Scalar> inputs_of(const Case& c, const std::vector<double>& values) {
+  Inputs<Scalar> in{attn::Tensor<Scalar, 3>({c.batch, c.tokens, c.dim}),
+                    attn::Tensor<Scalar, 3>({c.batch, c.keys, c.dim}),
+                    attn::Tensor<Scalar, 3>({c.batch, c.keys, c.value_dim}),
+                    attn::Tensor<Scalar, 3>({c.batch, c.tokens, c.value_dim})};
   std::size_t next = 0;
-  fill(q, next);
-  fill(k, next);
-  fill(v, next);
-  fill(grad_out, next);
+  for (auto* t : {&in.q, &in.k, &in.v, &in.grad_out}) {
+    for (Index i = 0; i < t->numel(); ++i) t->data()[i] = static_cast<Scalar>(values[next++]);
+  }
+  return in;
+}
+
+template <typename Scalar>
+Run<Scalar> run(const Case& c, const Inputs<Scalar>& in, const attn::Mask& mask,
+                attn::AttentionPath path) {
   attn::AttentionOptions<Scalar> options;
   options.mask = mask;
   options.path = path;
   if (c.scale != 0.0) options.scale = static_cast<Scalar>(c.scale);
   Run<Scalar> result{attn::Tensor<Scalar, 3>({c.batch, c.tokens, c.value_dim}),
-                     attn::Tensor<Scalar, 3>(q.shape()), attn::Tensor<Scalar, 3>(k.shape()),
-                     attn::Tensor<Scalar, 3>(v.shape())};
+                     attn::Tensor<Scalar, 3>(in.q.shape()), attn::Tensor<Scalar, 3>(in.k.shape()),
+                     attn::Tensor<Scalar, 3>(in.v.shape())};
   attn::AttentionCache<Scalar> cache;
-  attn::scaled_dot_product_attention(q.view(), k.view(), v.view(), result.out.view(), options, {},
-                                     &cache);
+  attn::scaled_dot_product_attention(in.q.view(), in.k.view(), in.v.view(), result.out.view(),
+                                     options, {}, &cache);
   attn::scaled_dot_product_attention_backward<Scalar, 3>(
-      q.view(), k.view(), v.view(), result.out.view(), grad_out.view(), result.grad_q.view(),
-      result.grad_k.view(), result.grad_v.view(), options.mask, cache);
+      in.q.view(), in.k.view(), in.v.view(), result.out.view(), in.grad_out.view(),
+      result.grad_q.view(), result.grad_k.view(), result.grad_v.view(), options.mask, cache);
   return result;
 }
 
-template <typename Scalar>
-void expect_close(const char* what, const attn::Tensor<Scalar, 3>& fused,
-                  const attn::Tensor<Scalar, 3>& reference, double tolerance, const Case& c) {
-  double largest = 0;
-  for (Index i = 0; i < reference.numel(); ++i) {
-    largest = std::max(largest, std::abs(static_cast<double>(reference.data()[i])));
-  }
-  for (Index i = 0; i < reference.numel(); ++i) {
-    const double a = fused.data()[i], b = reference.data()[i];
-    const bool both_nan = std::isnan(a) && std::isnan(b);
-    if (!both_nan && !(std::abs(a - b) <= tolerance * (1 + largest))) {
-      std::fprintf(stderr,
-                   "%s differs at %ld: fused %.17g reference %.17g (B %ld T %ld S %ld D %ld Dv %ld "
-                   "mask %d offset %ld density %g scale %g range %g)\n",
-                   what, static_cast<long>(i), a, b, static_cast<long>(c.batch),
-                   static_cast<long>(c.tokens), static_cast<long>(c.keys), static_cast<long>(c.dim),
-                   static_cast<long>(c.value_dim), c.mask_kind, static_cast<long>(c.causal_offset),
-                   c.mask_density, c.scale, c.value_range);
-      std::abort();
+/// Aborts unless ||actual - expected||_F <= tolerance * scale (expected null: ||actual||_F, for a
+/// quantity that is zero in exact arithmetic).
+void expect_close(const char* what, const std::vector<double>& actual,
+                  const std::vector<double>* expected, double scale, double tolerance,
+                  const Case& c) {
+  double sum = 0, max_abs = 0;
+  std::size_t worst = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double d = std::abs(actual[i] - (expected != nullptr ? (*expected)[i] : 0.0));
+    const double e = std::isnan(d) ? INFINITY : d;
+    sum += e * e;
+    if (e > max_abs) {
+      max_abs = e;
+      worst = i;
     }
   }
+  const double error = std::sqrt(sum);
+  if (error <= tolerance * scale) return;
+  std::fprintf(stderr,
+               "%s: normwise error %.17g > tolerance %g x problem scale %g; max abs error %g at "
+               "%zu: %.17g vs %.17g (B %ld T %ld S %ld D %ld Dv %ld mask %d offset %ld density %g "
+               "scale %g range %g)\n",
+               what, error, tolerance, scale, max_abs, worst, actual.empty() ? 0.0 : actual[worst],
+               expected != nullptr && !actual.empty() ? (*expected)[worst] : 0.0,
+               static_cast<long>(c.batch), static_cast<long>(c.tokens), static_cast<long>(c.keys),
+               static_cast<long>(c.dim), static_cast<long>(c.value_dim), c.mask_kind,
+               static_cast<long>(c.causal_offset), c.mask_density, c.scale, c.value_range);
+  std::abort();
 }
 
 template <typename Scalar>
-void compare_paths(const Case& c, const std::vector<double>& values, const attn::Mask& mask,
-                   double tolerance) {
-  const auto fused = run<Scalar>(c, values, mask, attn::AttentionPath::fused);
-  const auto reference = run<Scalar>(c, values, mask, attn::AttentionPath::reference);
-  expect_close("out", fused.out, reference.out, tolerance, c);
-  expect_close("grad_q", fused.grad_q, reference.grad_q, tolerance, c);
-  expect_close("grad_k", fused.grad_k, reference.grad_k, tolerance, c);
-  expect_close("grad_v", fused.grad_v, reference.grad_v, tolerance, c);
+std::vector<double> values_of(const attn::Tensor<Scalar, 3>& t) {
+  return std::vector<double>(t.data(), t.data() + t.numel());
+}
+
+/// sum_j dk_j of each problem: zero in exact arithmetic.
+template <typename Scalar>
+std::vector<double> key_gradient_sums(const attn::Tensor<Scalar, 3>& dk) {
+  std::vector<double> sums(static_cast<std::size_t>(dk.size(0) * dk.size(2)), 0.0);
+  for (Index b = 0; b < dk.size(0); ++b)
+    for (Index j = 0; j < dk.size(1); ++j)
+      for (Index d = 0; d < dk.size(2); ++d) sums[b * dk.size(2) + d] += dk(b, j, d);
+  return sums;
+}
+
+template <typename Scalar>
+void compare_paths(const Case& c, const std::vector<double>& values, const attn::Mask& mask) {
+  const auto in = inputs_of<Scalar>(c, values);
+  const auto fused = run<Scalar>(c, in, mask, attn::AttentionPath::fused);
+  const auto reference = run<Scalar>(c, in, mask, attn::AttentionPath::reference);
+  const double scale = c.scale != 0.0 ? static_cast<double>(static_cast<Scalar>(c.scale))
+                                      : 1 / std::sqrt(static_cast<double>(c.dim));
+  const auto bounds = attn_test::attention_bounds(in.q, in.k, in.v, in.grad_out, scale);
+  const double tolerance = attn_test::rounding_tolerance<Scalar>(bounds.logits, bounds.length);
+  const auto out = values_of(reference.out), grad_q = values_of(reference.grad_q),
+             grad_k = values_of(reference.grad_k), grad_v = values_of(reference.grad_v);
+  expect_close("out", values_of(fused.out), &out, bounds.out, tolerance, c);
+  expect_close("grad_v", values_of(fused.grad_v), &grad_v, bounds.grad_v, tolerance, c);
+  // With at most one visible key per query (S = 1, a causal offset or a dense matrix mask) every
+  // weight is 1 or 0, so dS = 0 and dq, dk vanish in exact arithmetic.
+  bool one_key = true;
+  for (Index i = 0; i < c.tokens && one_key; ++i) {
+    Index visible = 0;
+    for (Index j = 0; j < c.keys; ++j) visible += mask.masked(i, j) ? 0 : 1;
+    one_key = visible <= 1;
+  }
+  for (const Run<Scalar>* path : {&fused, &reference}) {
+    const bool is_fused = path == &fused;
+    expect_close(is_fused ? "fused sum_j dk_j" : "reference sum_j dk_j",
+                 key_gradient_sums(path->grad_k), nullptr, bounds.grad_k, tolerance, c);
+    if (one_key) {
+      expect_close(is_fused ? "fused dq (one key per query)" : "reference dq (one key per query)",
+                   values_of(path->grad_q), nullptr, bounds.grad_q, tolerance, c);
+      expect_close(is_fused ? "fused dk (one key per query)" : "reference dk (one key per query)",
+                   values_of(path->grad_k), nullptr, bounds.grad_k, tolerance, c);
+    }
+  }
+  if (!one_key) {
+    expect_close("grad_q", values_of(fused.grad_q), &grad_q, bounds.grad_q, tolerance, c);
+    expect_close("grad_k", values_of(fused.grad_k), &grad_k, bounds.grad_k, tolerance, c);
+  }
 }
 
 }  // namespace
@@ -139,12 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const attn::Mask mask = c.mask_kind == 0   ? attn::Mask::none()
                           : c.mask_kind == 1 ? attn::Mask::causal(c.causal_offset)
                                              : attn::Mask::matrix(masked.view());
-  compare_paths<double>(c, values, mask, 1e-9);
-  // Float: logits up to |scale| * D * range^2 lose ~1e-7 of their size to rounding, and the
-  // weights inherit it; tolerate that much.
-  const double logit_bound =
-      std::max(1.0, std::abs(c.scale == 0 ? 1.0 : c.scale) * static_cast<double>(c.dim) *
-                        c.value_range * c.value_range);
-  compare_paths<float>(c, values, mask, 1e-5 * logit_bound);
+  compare_paths<double>(c, values, mask);
+  compare_paths<float>(c, values, mask);
   return 0;
 }
