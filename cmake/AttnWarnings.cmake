@@ -36,12 +36,20 @@ function(attn_target_defaults target)
   if(ARG_NATIVE AND NOT ATTN_NATIVE AND TARGET attn::compiled)
     target_link_libraries(${target} PRIVATE attn::compiled)
   endif()
-  if(ARG_NATIVE AND ATTN_NATIVE AND NOT MSVC)
-    target_compile_options(${target} PRIVATE -march=native)
-    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-      # GCC 12's own avx512fintrin.h trips -W(maybe-)uninitialized inside Eigen's AVX-512
-      # kernels (GCC bug 105593, fixed in GCC 13): a false positive in a system header.
-      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
-    endif()
+  if(ARG_NATIVE AND ATTN_NATIVE)
+    attn_native(${target})
+  endif()
+endfunction()
+
+# attn_native(<target>): compile for this machine's CPU (-march=native).
+function(attn_native target)
+  if(MSVC)
+    return()
+  endif()
+  target_compile_options(${target} PRIVATE -march=native)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # GCC 12's own avx512fintrin.h trips -W(maybe-)uninitialized inside Eigen's AVX-512
+    # kernels (GCC bug 105593, fixed in GCC 13): a false positive in a system header.
+    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
   endif()
 endfunction()

@@ -37,12 +37,12 @@ int main() {
   book::show("MultiHeadAttention context_vecs (torch.manual_seed(123))", context_vecs.view());
   std::printf("context_vecs.shape: %s\n\n", book::size(context_vecs.shape()).c_str());
 
-  // What each head attends to, as pictures.
-  attn::MultiHeadAttention<float> heads(d_in, d_out, context_length, 0.0f, 2, false,
-                                        attn::Generator(123));
-  const auto weights = book::head_weights(heads, book::inputs());
-  for (std::size_t h = 0; h < weights.size(); ++h) {
-    book::write_heatmaps("multi_head_attention_head" + std::to_string(h), weights[h].view(),
+  // What each head attends to, as pictures: forward_with_weights also returns the book's
+  // attn_weights, (batch, heads, T, T); batch 0's, head by head.
+  const auto [context, weights] = mha.forward_with_weights(batch.view());
+  for (attn::Index h = 0; h < mha.num_heads(); ++h) {
+    book::write_heatmaps("multi_head_attention_head" + std::to_string(h),
+                         attn::select(attn::select(weights.view(), 0, 0), 0, h),
                          "MultiHeadAttention (seed 123), head " + std::to_string(h));
   }
   return 0;

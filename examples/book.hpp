@@ -55,32 +55,6 @@ std::string size(const ShapeArray& shape) {
   return text + "])";
 }
 
-/// Each head's (T, T) causal attention weights in a MultiHeadAttention over (T, d_in) inputs:
-/// the head's slice of the projected queries and keys through the shared kernel, which returns
-/// the weights when asked (it then takes the reference path, which materialises them).
-inline std::vector<attn::Tensor<float, 2>> head_weights(attn::MultiHeadAttention<float>& mha,
-                                                        const attn::Tensor<float, 2>& inputs) {
-  const attn::Index T = inputs.size(0), d_out = mha.d_out(), head_dim = mha.head_dim();
-  attn::Tensor<float, 2> queries({T, d_out}), keys({T, d_out}), values({T, d_out});
-  const auto x = attn::as_matrix(inputs.view());
-  attn::as_matrix(queries.view()) = x * attn::as_matrix(mha.W_query_weight()).transpose();
-  attn::as_matrix(keys.view()) = x * attn::as_matrix(mha.W_key_weight()).transpose();
-  attn::as_matrix(values.view()) = x * attn::as_matrix(mha.W_value_weight()).transpose();
-  std::vector<attn::Tensor<float, 2>> result;
-  for (attn::Index h = 0; h < mha.num_heads(); ++h) {
-    const auto head = [&](const attn::Tensor<float, 2>& t) {
-      return attn::slice(t.view(), 1, h * head_dim, (h + 1) * head_dim);
-    };
-    attn::Tensor<float, 2> out({T, head_dim}), weights({T, T});
-    attn::AttentionOptions<float> options;
-    options.mask = attn::Mask::causal();
-    attn::scaled_dot_product_attention(head(queries), head(keys), head(values), out.view(), options,
-                                       weights.view());
-    result.push_back(std::move(weights));
-  }
-  return result;
-}
-
 /// Writes heatmaps/<name>.svg and heatmaps/<name>.png (under the working directory) of a
 /// (query, key) weight matrix over the book's six tokens, and says where.
 template <typename View>

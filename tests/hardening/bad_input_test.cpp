@@ -172,6 +172,55 @@ TEST(BadInput, NonContiguousViewWhereContiguousIsNeeded) {
   ATTN_EXPECT_ERROR(attn::as_matrix(transposed), std::invalid_argument, {"(6, 4)", "strides"});
 }
 
+// A transposed view, as PyTorch's x.transpose(1, 2) gives: each layer reads it by its values
+// (copying it to rows first), so the result equals the result for a contiguous copy, bit for bit.
+TEST(BadInput, LayersReadTransposedInputsByTheirValues) {
+  attn::Generator generator(4);
+  Tensor<float, 3> stored({2, 5, 6});  // (B, d_in, T) in memory
+  for (Index i = 0; i < stored.numel(); ++i) stored.data()[i] = generator.uniform<float>(-1, 1);
+  const auto x = attn::transpose(stored.view(), 1, 2);  // (B, T, d_in), last stride T
+  ASSERT_NE(x.strides()[2], 1);
+  const Tensor<float, 3> copy(x);
+  const auto expect_same = [](const Tensor<float, 3>& a, const Tensor<float, 3>& b,
+                              const char* who) {
+    ASSERT_EQ(a.shape(), b.shape()) << who;
+    for (Index i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data()[i], b.data()[i]) << who << " " << i;
+  };
+  attn::MultiHeadAttention<float> mha(5, 4, 8, 0.f, 2, true);
+  mha.eval();
+  expect_same(mha.forward(x), mha.forward(copy.view()), "MultiHeadAttention");
+  attn::MultiHeadAttentionCombinedQKV<float> combined(5, 4, 8, 0.f, 2);
+  combined.eval();
+  expect_same(combined.forward(x), combined.forward(copy.view()), "MultiHeadAttentionCombinedQKV");
+  attn::MultiHeadAttentionWrapper<float> wrapper(5, 2, 8, 0.f, 2);
+  wrapper.eval();
+  expect_same(wrapper.forward(x), wrapper.forward(copy.view()), "MultiHeadAttentionWrapper");
+  attn::CausalAttention<float> causal(5, 3, 8, 0.f);
+  causal.eval();
+  expect_same(causal.forward(x), causal.forward(copy.view()), "CausalAttention");
+
+  const auto x2 = attn::select(x, 0, 1);  // (T, d_in) with strides (1, T)
+  const Tensor<float, 2> copy2(x2);
+  const attn::SelfAttentionV1<float> v1(5, 3);
+  const attn::SelfAttentionV2<float> v2(5, 3, true);
+  const auto v1_out = v1.forward(x2), v1_copy = v1.forward(copy2.view());
+  const auto v2_out = v2.forward(x2), v2_copy = v2.forward(copy2.view());
+  for (Index i = 0; i < v1_out.numel(); ++i) {
+    ASSERT_EQ(v1_out.data()[i], v1_copy.data()[i]);
+    ASSERT_EQ(v2_out.data()[i], v2_copy.data()[i]);
+  }
+}
+
+// The kernel itself copies nothing: an unmappable operand is an error naming it and the fix.
+TEST(BadInput, KernelNamesTheOperandItCannotRead) {
+  Tensor<float, 2> stored({8, 5}), k({5, 8}), v({5, 8}), out({5, 8});
+  const auto q = attn::transpose(stored.view(), 0, 1);  // (5, 8), strides (1, 5)
+  ATTN_EXPECT_ERROR(attn::scaled_dot_product_attention(q, k.view(), v.view(), out.view()),
+                    attn::ShapeError,
+                    {"scaled_dot_product_attention: q has shape (5, 8) and strides (1, 5)",
+                     "attn::Tensor(view)"});
+}
+
 TEST(BadInput, LoadStateDictMissingExtraWrongShape) {
   attn::MultiHeadAttention<float> layer(3, 4, 6, 0.f, 2);
   auto missing = attn::state_dict(layer);

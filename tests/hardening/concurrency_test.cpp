@@ -1,5 +1,8 @@
 // Eval-mode forward is const and keeps nothing: several threads may call it on one layer at
-// once and each gets exactly the single-threaded result. Built under ThreadSanitizer too.
+// once and each gets exactly the single-threaded result. Training-mode forward draws dropout
+// masks from the layer's generator; concurrent calls take turns for the draws, so each call's
+// result is one of the results of the same calls made one after another. Built under
+// ThreadSanitizer too (scripts/test.sh runs it there).
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -56,6 +59,48 @@ TEST(Concurrency, EvalForwardFromSeveralThreadsMatchesOneThread) {
   attn::CausalAttention<float> causal(32, 16, 256, 0.1f);
   causal.eval();
   expect_same_results_from_threads(causal, x);
+}
+
+bool same(const Tensor<float, 3>& a, const Tensor<float, 3>& b) {
+  if (a.shape() != b.shape()) return false;
+  for (Index i = 0; i < a.numel(); ++i) {
+    if (a.data()[i] != b.data()[i]) return false;
+  }
+  return true;
+}
+
+// Two threads each make one training forward (with dropout) on the same layer. A copy of the
+// layer, holding the same generator state, makes the two calls one after the other: the
+// threads' results must be those two, in one order or the other.
+template <typename Layer>
+void expect_sequential_results_from_training_threads(const Layer& layer,
+                                                     const Tensor<float, 3>& x) {
+  for (int round = 0; round < 4; ++round) {
+    layer.dropout_generator().manual_seed(static_cast<std::uint64_t>(100 + round));
+    Layer sequential = layer;
+    const Tensor<float, 3> first = sequential.forward(x.view());
+    const Tensor<float, 3> second = sequential.forward(x.view());
+    ASSERT_FALSE(same(first, second)) << "dropout should draw different masks";
+    Tensor<float, 3> results[2];
+    typename Layer::Cache caches[2];
+    std::thread a([&] { results[0] = layer.forward(x.view(), caches[0]); });
+    std::thread b([&] { results[1] = layer.forward(x.view(), caches[1]); });
+    a.join();
+    b.join();
+    EXPECT_TRUE((same(results[0], first) && same(results[1], second)) ||
+                (same(results[0], second) && same(results[1], first)))
+        << "round " << round;
+  }
+}
+
+TEST(Concurrency, TrainingForwardFromTwoThreadsEqualsTwoCallsInTurn) {
+  const auto x = random_input(2, 20, 16);
+  attn::MultiHeadAttention<float> mha(16, 16, 32, 0.3f, 4);
+  expect_sequential_results_from_training_threads(mha, x);
+  attn::MultiHeadAttentionCombinedQKV<float> combined(16, 16, 32, 0.3f, 4);
+  expect_sequential_results_from_training_threads(combined, x);
+  attn::CausalAttention<float> causal(16, 8, 32, 0.3f);
+  expect_sequential_results_from_training_threads(causal, x);
 }
 
 }  // namespace

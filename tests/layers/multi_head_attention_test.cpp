@@ -24,6 +24,28 @@ TEST(MultiHeadAttention, MatchesPyTorchFixtures) {
   }
 }
 
+// The bar: per-head weights of a qkv_bias layer within 1e-6 of PyTorch's, biases and all
+// (check_layer_fixture compares them normwise for every case as well).
+TEST(MultiHeadAttention, PerHeadWeightsWithQkvBiasMatchPyTorchTo1e6) {
+  const auto io = attn_test::load_io("mha_12heads");
+  ASSERT_EQ(attn_test::metadata_int(io, "qkv_bias"), 1);
+  attn::Generator generator(1);
+  auto mha = make_layer<float>(io, generator);
+  attn::load_state_dict(
+      mha, attn::io::to_state_dict<float>(attn_test::read_fixture("mha_12heads.safetensors")));
+  mha.eval();
+  const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
+  const auto expected = attn_test::fixture_tensor<float, 4>(io, "weights");
+  const auto [context, weights] = mha.forward_with_weights(x.view());
+  ASSERT_EQ(weights.shape(), expected.shape());  // (B, H, T, T) = (2, 12, 11, 11)
+  double max_error = 0;
+  for (attn::Index i = 0; i < weights.numel(); ++i) {
+    max_error = std::max(max_error, std::abs(double(weights.data()[i]) - expected.data()[i]));
+  }
+  EXPECT_LE(max_error, 1e-6);
+  EXPECT_EQ(context.shape(), (attn::Shape<3>{2, 11, 48}));
+}
+
 TEST(MultiHeadAttention, BookBatchAfterManualSeed123) {
   const attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
   const auto out = mha.forward(attn_test::book_batch().view());

@@ -289,6 +289,40 @@ inline attn::Index num_heads_of(const attn::io::SafetensorsFile& io) {
   return io.metadata.count("num_heads") != 0 ? metadata_int(io, "num_heads") : 1;
 }
 
+/// True for the attention rungs, which return their attention weights.
+template <typename Layer, int Rank, typename = void>
+inline constexpr bool has_attention_weights = false;
+template <typename Layer, int Rank>
+inline constexpr bool has_attention_weights<
+    Layer, Rank,
+    std::void_t<decltype(std::declval<const Layer&>().forward_with_weights(
+        std::declval<attn::TensorView<const typename Layer::Scalar, Rank>>()))>> = true;
+
+/// forward_with_weights against PyTorch's `attn_weights` (fixture entry "weights"): the context
+/// matches PyTorch's output as forward's does, the weights match normwise (a row of weights has
+/// norm at most 1, so the scale is sqrt(rows)), and every weight PyTorch gives as exactly 0
+/// (masked) is exactly 0 here too, whatever the compile flags.
+template <typename Layer, int Rank>
+void check_weights(const Layer& layer, const attn::Tensor<float, Rank>& x,
+                   const attn::Tensor<float, Rank>& expected_out,
+                   const attn::io::SafetensorsFile& io, const LayerScales& scales) {
+  const auto [context, weights] = layer.forward_with_weights(x.view());
+  constexpr int WeightsRank = std::decay_t<decltype(weights)>::rank;
+  const auto expected = fixture_tensor<float, WeightsRank>(io, "weights");
+  EXPECT_TRUE(
+      close_normwise(context, expected_out, scales.out, scales.tolerance<float>(), "context"));
+  const double rows = static_cast<double>(expected.numel() / expected.size(WeightsRank - 1));
+  EXPECT_TRUE(close_normwise(weights, expected, std::sqrt(rows), scales.tolerance<float>(),
+                             "attention weights"));
+  attn::Index zeros = 0, nonzero_here = 0;
+  for (attn::Index i = 0; i < expected.numel() && weights.numel() == expected.numel(); ++i) {
+    if (expected.data()[i] != 0.0f) continue;
+    ++zeros;
+    if (weights.data()[i] != 0.0f) ++nonzero_here;
+  }
+  EXPECT_EQ(nonzero_here, 0) << "of " << zeros << " weights PyTorch gives as exactly 0";
+}
+
 /// Runs the first two checks for one case. `make(file, generator)` builds the layer from the
 /// case's metadata; `Rank` is the rank of the layer's input and output.
 template <int Rank, typename Make>
@@ -310,6 +344,9 @@ void check_layer_fixture(const std::string& name, Make&& make) {
   const auto out = loaded.forward(x.view());
   const LayerScales scales = layer_scales(state, x, nullptr, num_heads_of(io));
   EXPECT_TRUE(close_normwise(out, expected, scales.out, scales.tolerance<float>(), "out"));
+  if constexpr (has_attention_weights<decltype(loaded), Rank>) {
+    check_weights(loaded, x, expected, io, scales);
+  }
 }
 
 /// The tensors of a fixture file whose names start with `prefix`, prefix removed, as Scalar.

@@ -20,6 +20,7 @@
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/mask.hpp"
+#include "attn/kernels/softmax.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/threads.hpp"
 
@@ -84,12 +85,13 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
                           scores.data(), fused_key_tile);
         if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(s, q0, k0);
         // Online softmax update. A row that has seen only masked keys keeps m = -inf; shifting
-        // it by 0 instead of -inf keeps exp() at exactly 0 rather than NaN.
+        // it by 0 instead of -inf keeps its weights at exactly 0 rather than NaN. (Its rescale
+        // factor exp(-inf) may come out tiny rather than 0: it multiplies l = 0 and acc = 0.)
         new_max.head(rows) = m.array().max(s.rowwise().maxCoeff().array());
         shift.head(rows) = (new_max.head(rows) == minus_inf).select(Scalar(0), new_max.head(rows));
         rescale.head(rows) = (m.array() - shift.head(rows)).exp();
-        for (Index i = 0; i < rows; ++i) {  // row by row: contiguous, so exp vectorises
-          s.row(i) = (s.row(i).array() - shift(i)).exp().matrix();
+        for (Index i = 0; i < rows; ++i) {          // row by row: contiguous, so exp vectorises
+          exp_shifted_inplace(s.row(i), shift(i));  // masked scores -inf -> exactly 0
           l(i) = l(i) * rescale(i) + s.row(i).sum();
           a.row(i) *= rescale(i);
         }
@@ -98,8 +100,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
                            Dv);
         m = new_max.head(rows).matrix();
       }
-      // Normalise. A row that saw only masked keys still has m = -inf; Eigen's vectorised exp
-      // clamps -inf to about exp(-88) rather than 0, so l is tiny but not 0 there: test m.
+      // Normalise. A row that saw only masked keys still has m = -inf and l = 0: test m.
       auto inverse = rescale.head(rows);
       const auto seen = m.array() > minus_inf;
       inverse = seen.select(l.array().inverse(), Scalar(0));
@@ -174,7 +175,7 @@ void fused_attention_backward(
             if (shift == minus_inf) {
               p.row(i).setZero();  // a fully masked query has no gradient
             } else {
-              p.row(i) = (p.row(i).array() - shift).exp().matrix();
+              exp_shifted_inplace(p.row(i), shift);
             }
           }
           // 5. out = P v        ->  dv += P^T dout,  dP = dout v^T

@@ -78,6 +78,17 @@ void check_same_leading(const Shape<Rank>& expected, const Shape<Rank>& actual, 
   }
 }
 
+/// @throws ShapeError naming the argument unless Eigen can map its (tokens, dim) blocks.
+template <typename T, int Rank>
+void require_rows_mappable(const char* who, const char* name, const TensorView<T, Rank>& view) {
+  if (!rows_mappable(view)) {
+    throw ShapeError(concat(who, ": ", name, " has shape ", to_string(view.shape()),
+                            " and strides ", to_string(view.strides()),
+                            "; its last dim must be unit-stride and its rows must not overlap "
+                            "(a transposed view?): pass a contiguous copy, attn::Tensor(view)"));
+  }
+}
+
 /// All the checks of the kernel's public entry point, in one place.
 template <typename Scalar, int Rank>
 Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shape<Rank>& v,
@@ -166,11 +177,17 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
   static_assert(Rank >= 2, "scaled_dot_product_attention needs (..., tokens, dim) views.");
   static_assert(std::is_floating_point_v<Scalar> && !std::is_const_v<Scalar>,
                 "scaled_dot_product_attention: out must be a mutable float or double view.");
+  constexpr const char* who = "scaled_dot_product_attention";
   const bool want_weights = weights.data() != nullptr || weights.numel() != 0;
   const Shape<Rank>& weights_shape = weights.shape();
   const Scalar scale =
       detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(),
                                                want_weights ? &weights_shape : nullptr, options);
+  detail::require_rows_mappable(who, "q", q);
+  detail::require_rows_mappable(who, "k", k);
+  detail::require_rows_mappable(who, "v", v);
+  detail::require_rows_mappable(who, "out", out);
+  if (want_weights) detail::require_rows_mappable(who, "weights", weights);
 
   const bool apply_dropout = options.training && options.dropout > Scalar(0);
   const bool fused = options.path == AttentionPath::fused ||
@@ -228,6 +245,15 @@ void scaled_dot_product_attention_backward(
                                       " but must be ", to_string(shapes.second)));
     }
   }
+  const std::pair<const char*, TensorView<const Scalar, Rank>> operands[] = {{"q", q},
+                                                                             {"k", k},
+                                                                             {"v", v},
+                                                                             {"out", out},
+                                                                             {"grad_out", grad_out},
+                                                                             {"grad_q", grad_q},
+                                                                             {"grad_k", grad_k},
+                                                                             {"grad_v", grad_v}};
+  for (const auto& [name, view] : operands) detail::require_rows_mappable(who, name, view);
   if (cache.fused) {
     const auto rows = static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]);
     if (cache.log_sum_exp.size() != rows) {

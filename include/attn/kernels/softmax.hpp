@@ -18,6 +18,19 @@
 namespace attn {
 namespace detail {
 
+/// row = exp(row - shift), with exp(-inf) exactly 0 whatever the compile flags. Eigen 3.4's
+/// vectorised exp clamps its argument (to about -88 in float, -709 in double), so a masked
+/// logit, -inf, would get the weight 2.9e-39 (5.6e-309 in double) instead of 0. The factor
+/// clamp(x - lowest, 0, 1) is 0 for x = -inf, 1 for every finite x and NaN for NaN; it keeps the
+/// whole expression vectorised, which a select() would not in Eigen 3.4.
+template <typename Row>
+void exp_shifted_inplace(Row&& row, typename std::decay_t<Row>::Scalar shift) {
+  using Scalar = typename std::decay_t<Row>::Scalar;
+  constexpr Scalar lowest = std::numeric_limits<Scalar>::lowest();
+  const auto x = row.array() - shift;
+  row = (x.exp() * (x - lowest).max(Scalar(0)).min(Scalar(1))).matrix();
+}
+
 /// Turns one row of logits into its stable softmax, in place, and returns the row's log-sum-exp
 /// (the log of the softmax's denominator), which cross-entropy needs as well. A row whose logits
 /// are all -inf (every key masked out) becomes all zeros, with log-sum-exp -inf, rather than
@@ -30,7 +43,7 @@ typename std::decay_t<Row>::Scalar softmax_row_inplace(Row&& row) {
     row.setZero();
     return max;
   }
-  row = (row.array() - max).exp().matrix();
+  exp_shifted_inplace(row, max);
   const Scalar sum = row.sum();
   row /= sum;
   return max + std::log(sum);
@@ -89,9 +102,11 @@ void softmax(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out) {
 /// @throws ShapeError if the shapes differ or a view cannot be mapped.
 template <typename In, typename Out>
 void softmax_naive(const TensorView<In, 2>& logits, const TensorView<Out, 2>& out) {
+  using Scalar = Out;
   detail::check_softmax_shapes(logits, out, "softmax_naive");
   auto result = as_matrix(out);
-  result = as_matrix(logits).array().exp().matrix();
+  result = as_matrix(logits);
+  for (Index i = 0; i < result.rows(); ++i) detail::exp_shifted_inplace(result.row(i), Scalar(0));
   for (Index i = 0; i < result.rows(); ++i) result.row(i) /= result.row(i).sum();
 }
 

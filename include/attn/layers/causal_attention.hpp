@@ -5,8 +5,10 @@
 #define ATTN_LAYERS_CAUSAL_ATTENTION_HPP
 
 #include <string>
+#include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
 #include "attn/layers/detail/separate_projections.hpp"
 #include "attn/layers/linear.hpp"
@@ -47,17 +49,20 @@ class CausalAttention : public detail::CausalCore<ScalarType>,
   /// @param x       (B, T, d_in), T <= context_length.
   /// @param context (B, T, d_out), written; may be a strided view (the wrapper passes slices).
   /// @param cache   optional: filled with what backward needs.
-  /// @throws ShapeError if x is not (B, T <= context_length, d_in) or context's shape differs.
+  /// @param weights optional (B, T, T): the attention weights, written (reference path).
+  /// @throws ShapeError if x is not (B, T <= context_length, d_in) or context's or weights'
+  ///         shape differs.
   void forward_into(const TensorView<const Scalar, 3>& x, const TensorView<Scalar, 3>& context,
-                    Cache* cache = nullptr) const {
+                    Cache* cache = nullptr, const TensorView<Scalar, 3>& weights = {}) const {
     this->check_input(x.shape());
-    const Shape<3> expected{x.size(0), x.size(1), this->d_out()};
-    if (context.shape() != expected) {
-      throw ShapeError(detail::concat("CausalAttention: context has shape ",
-                                      to_string(context.shape()), " but must be ",
-                                      to_string(expected)));
+    const Index B = x.size(0), T = x.size(1);
+    detail::require_shape("CausalAttention", "context", context.shape(), {B, T, this->d_out()});
+    if (weights.data() != nullptr) {
+      detail::require_shape("CausalAttention", "weights", weights.shape(), {B, T, T});
     }
-    projections_.forward_into(static_cast<const Core&>(*this), x, context, cache);
+    // One head: the (B, T, T) weights are the kernel's (B, 1, T, T).
+    projections_.forward_into(static_cast<const Core&>(*this), x, context, cache,
+                              split_heads(weights, 1));
   }
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
@@ -72,6 +77,42 @@ class CausalAttention : public detail::CausalCore<ScalarType>,
     Tensor<Scalar, 3> context({x.size(0), x.size(1), this->d_out()});
     forward_into(x, context.view(), &cache);
     return context;
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
+      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(Rank == 3,
+                  "CausalAttention::forward takes x as a rank-3 view (batch, tokens, d_in)");
+    static_assert(
+        std::is_same_v<std::remove_const_t<T>, Scalar>,
+        "CausalAttention::forward: x must have the layer's element type (float or double)");
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
+  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(
+        Rank == 3,
+        "CausalAttention::forward_with_weights takes x as a rank-3 view (batch, tokens, d_in)");
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "CausalAttention::forward_with_weights: x must have the layer's element type "
+                  "(float or double)");
+  }
+
+  /// Forward that also returns the (B, T, T) attention weights, the book's `attn_weights`.
+  ContextWithWeights<Scalar, 3, 3> forward_with_weights(
+      const TensorView<const Scalar, 3>& x) const {
+    this->check_input(x.shape());
+    const Index B = x.size(0), T = x.size(1);
+    ContextWithWeights<Scalar, 3, 3> result{Tensor<Scalar, 3>({B, T, this->d_out()}),
+                                            Tensor<Scalar, 3>({B, T, T})};
+    forward_into(x, result.context.view(), nullptr, result.weights.view());
+    return result;
   }
 
   /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the

@@ -71,7 +71,8 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   const Tensor<Scalar, 1>& bias() const { return bias_; }
 
   /// y = x W^T + b over the last dimension.
-  /// @param x (..., in_features); each (rows, in_features) block needs unit-stride columns.
+  /// @param x (..., in_features), any strides: a view Eigen cannot map as rows (a transposed
+  ///          view, say) is first copied to a contiguous tensor.
   /// @param y (..., out_features), same leading shape, written.
   /// @throws ShapeError if the feature counts or leading shapes disagree.
   template <typename T, int Rank>
@@ -81,7 +82,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
     project<Rank>(x, y);
   }
 
-  /// y = x W^T + b: returns a new (..., out_features) tensor.
+  /// y = x W^T + b: returns a new (..., out_features) tensor. x may have any strides.
   template <typename T, int Rank>
   Tensor<Scalar, Rank> forward(const TensorView<T, Rank>& x) const {
     static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
@@ -204,10 +205,9 @@ void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
   detail::require_features("Linear", x.shape(), in_features_, "in_features");
   Shape<Rank> expected = x.shape();
   expected[Rank - 1] = out_features_;
-  if (y.shape() != expected) {
-    throw ShapeError(detail::concat("Linear: output has shape ", to_string(y.shape()),
-                                    " but must be ", to_string(expected)));
-  }
+  detail::require_shape("Linear", "output", y.shape(), expected);
+  // The GEMM reads x by rows: a transposed or otherwise unmappable view is copied once.
+  if (!rows_mappable(x)) return project<Rank>(Tensor<Scalar, Rank>(x).view(), y);
   for_each_row_block(x, y, [&](auto X, auto Y) {
     // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
     detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),

@@ -4,10 +4,12 @@
 #define ATTN_LAYERS_MULTI_HEAD_ATTENTION_WRAPPER_HPP
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attn/config.hpp"
 #include "attn/layers/causal_attention.hpp"
+#include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/state_dict.hpp"
@@ -64,6 +66,45 @@ class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrappe
     return run(x, &cache);
   }
 
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
+      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(
+        Rank == 3,
+        "MultiHeadAttentionWrapper::forward takes x as a rank-3 view (batch, tokens, d_in)");
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "MultiHeadAttentionWrapper::forward: x must have the layer's element type (float "
+                  "or double)");
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
+  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(Rank == 3,
+                  "MultiHeadAttentionWrapper::forward_with_weights takes x as a rank-3 view "
+                  "(batch, tokens, d_in)");
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "MultiHeadAttentionWrapper::forward_with_weights: x must have the layer's "
+                  "element type (float or double)");
+  }
+
+  /// Forward that also returns the attention weights, (B, num_heads, T, T): head h's are its
+  /// CausalAttention's `attn_weights`.
+  ContextWithWeights<Scalar, 3, 4> forward_with_weights(
+      const TensorView<const Scalar, 3>& x) const {
+    const Index T = x.size(1);
+    // Checked before the (B, H, T, T) weights are allocated.
+    detail::require_features("MultiHeadAttentionWrapper", x.shape(), d_in(), "d_in");
+    detail::require_context("MultiHeadAttentionWrapper", T, heads_.front().context_length());
+    ContextWithWeights<Scalar, 3, 4> result{{}, Tensor<Scalar, 4>({x.size(0), num_heads(), T, T})};
+    result.context = run(x, nullptr, result.weights.view());
+    return result;
+  }
+
   /// Backward of forward(x, cache): returns dL/dx (B, T, d_in), the sum over heads, and
   /// accumulates (+=) every head's gradients.
   /// @param grad_out (B, T, num_heads * d_out), dL/dout.
@@ -93,15 +134,18 @@ class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrappe
     }
   }
 
-  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache) const {
+  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
+                        const TensorView<Scalar, 4>& weights = {}) const {
     const Index width = d_out();
     Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
     if (cache != nullptr) cache->heads.resize(heads_.size());
     for (Index h = 0; h < num_heads(); ++h) {
       const auto index = static_cast<std::size_t>(h);
       // torch.cat(..., dim=-1) without the copy: each head writes its own column block.
-      heads_[index].forward_into(x, slice(context.view(), 2, h * width, (h + 1) * width),
-                                 cache != nullptr ? &cache->heads[index] : nullptr);
+      heads_[index].forward_into(
+          x, slice(context.view(), 2, h * width, (h + 1) * width),
+          cache != nullptr ? &cache->heads[index] : nullptr,
+          weights.data() != nullptr ? select(weights, 1, h) : TensorView<Scalar, 3>());
     }
     return context;
   }

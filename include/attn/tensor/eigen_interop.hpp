@@ -28,6 +28,20 @@ using VectorMap = Eigen::Map<
                        Eigen::Matrix<std::remove_const_t<T>, -1, 1>>,
     Eigen::Unaligned, Eigen::InnerStride<>>;
 
+/// True when Eigen can map the view's (tokens, features) blocks, its last two dims, without a
+/// copy: unit-stride columns and rows that do not overlap (see as_matrix).
+template <typename T, int Rank>
+bool rows_mappable(const TensorView<T, Rank>& view) {
+  static_assert(Rank >= 1, "rows_mappable needs at least one dim.");
+  const Index cols = view.shape()[Rank - 1];
+  const bool unit_columns = view.strides()[Rank - 1] == 1 || cols <= 1;
+  if constexpr (Rank == 1) {
+    return unit_columns;
+  } else {
+    return unit_columns && (view.strides()[Rank - 2] >= cols || view.shape()[Rank - 2] <= 1);
+  }
+}
+
 /// An Eigen::Map over a 2-D view, aliasing its memory (writes through the Map show in the view).
 /// Maps without a copy when the columns are unit-stride and rows do not overlap: contiguous
 /// tensors, row slices, column slices and heads from `split_heads` all qualify. A transposed view
@@ -37,9 +51,7 @@ template <typename T>
 MatrixMap<T> as_matrix(const TensorView<T, 2>& view) {
   const Index rows = view.shape()[0];
   const Index cols = view.shape()[1];
-  const bool unit_columns = view.strides()[1] == 1 || cols <= 1;
-  const bool rows_apart = view.strides()[0] >= cols || rows <= 1;
-  if (!unit_columns || !rows_apart) {
+  if (!rows_mappable(view)) {
     throw ShapeError(detail::concat(
         "as_matrix: the view of shape ", to_string(view.shape()), " with strides ",
         to_string(view.strides()),

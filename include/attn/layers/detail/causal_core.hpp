@@ -6,6 +6,7 @@
 #ifndef ATTN_LAYERS_DETAIL_CAUSAL_CORE_HPP
 #define ATTN_LAYERS_DETAIL_CAUSAL_CORE_HPP
 
+#include <mutex>
 #include <string>
 
 #include "attn/config.hpp"
@@ -32,7 +33,8 @@ class CausalCore {
   void train(bool training = true) { training_ = training; }
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  /// Draws the dropout masks in training mode; reseed it for reproducible runs.
+  /// Draws the dropout masks in training mode; reseed it for reproducible runs (not while a
+  /// forward runs on another thread).
   Generator& dropout_generator() const { return dropout_generator_; }
   /// Which kernel implementation forward uses (automatic: fused unless dropout is active).
   void set_attention_path(AttentionPath path) { path_ = path; }
@@ -40,13 +42,23 @@ class CausalCore {
 
   /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
   /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
-  /// With a cache, keeps what attend_backward needs.
+  /// With a cache, keeps what attend_backward needs; with weights (B, H, T, T), writes the
+  /// attention weights there (through the reference path, which materialises them).
+  ///
+  /// Training-mode dropout draws from the layer's one generator, so concurrent forwards take
+  /// turns for the kernel call: each draws one unbroken stretch of the generator's sequence,
+  /// and the result is that of the same calls made one after another. Eval mode never locks.
   void attend(const TensorView<const Scalar, 3>& queries, const TensorView<const Scalar, 3>& keys,
               const TensorView<const Scalar, 3>& values, const TensorView<Scalar, 3>& context,
-              AttentionCache<Scalar>* cache) const {
+              AttentionCache<Scalar>* cache, const TensorView<Scalar, 4>& weights = {}) const {
+    AttentionOptions<Scalar> attention = options();
+    if (weights.data() != nullptr) attention.path = AttentionPath::reference;
+    std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
+    if (attention.training && attention.dropout > Scalar(0)) draws.lock();
     scaled_dot_product_attention<Scalar, 4>(
         split_heads(queries, num_heads_), split_heads(keys, num_heads_),
-        split_heads(values, num_heads_), split_heads(context, num_heads_), options(), {}, cache);
+        split_heads(values, num_heads_), split_heads(context, num_heads_), attention, weights,
+        cache);
   }
 
   /// Backward of attend: writes the (B, T, d_out) gradients of queries, keys and values.
@@ -118,8 +130,16 @@ class CausalCore {
   bool training_ = true;  // PyTorch modules start in training mode
   AttentionPath path_ = AttentionPath::automatic;
   // Training-mode forward draws dropout masks from here: it is the one piece of state a const
-  // forward changes, which is why only eval-mode forward is thread-safe.
+  // forward changes, so those draws hold dropout_mutex_ (see attend).
   mutable Generator dropout_generator_;
+  // A mutex that copies as a new one, so layers stay copyable and movable.
+  struct CopyableMutex {
+    CopyableMutex() = default;
+    CopyableMutex(const CopyableMutex& /*other*/) {}
+    CopyableMutex& operator=(const CopyableMutex& /*other*/) { return *this; }
+    std::mutex mutex;
+  };
+  mutable CopyableMutex dropout_mutex_;
 };
 
 }  // namespace attn::detail

@@ -33,9 +33,10 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
   Index out_features() const { return weight_.size(1); }
   Tensor<Scalar, 2>& weight() { return weight_; }
 
-  /// x (T, d_in) -> x W (T, d_out).
+  /// x (T, d_in) -> x W (T, d_out). x may have any strides (see Linear::forward).
   Tensor<Scalar, 2> forward(const TensorView<const Scalar, 2>& x) const {
-    const auto X = as_matrix(x);  // checks the layout gemm needs
+    if (!rows_mappable(x)) return forward(Tensor<Scalar, 2>(x).view());
+    const auto X = as_matrix(x);
     auto y = Tensor<Scalar, 2>::uninitialized({x.size(0), out_features()});
     gemm<false, false>(X.rows(), out_features(), in_features(), Scalar(1), X.data(),
                        X.outerStride(), weight_.data(), out_features(), Scalar(0), y.data(),

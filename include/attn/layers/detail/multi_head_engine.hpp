@@ -7,7 +7,10 @@
 #ifndef ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 #define ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 
+#include <type_traits>
+
 #include "attn/config.hpp"
+#include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -40,6 +43,42 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   /// Forward that fills `cache` for backward. Same result as forward(x).
   Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, Cache& cache) const {
     return run(x, &cache);
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
+      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(Rank == 3,
+                  "MultiHeadAttention::forward takes x as a rank-3 view (batch, tokens, d_in)");
+    static_assert(
+        std::is_same_v<std::remove_const_t<T>, Scalar>,
+        "MultiHeadAttention::forward: x must have the layer's element type (float or double)");
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
+  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(
+        Rank == 3,
+        "MultiHeadAttention::forward_with_weights takes x as a rank-3 view (batch, tokens, d_in)");
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "MultiHeadAttention::forward_with_weights: x must have the layer's element type "
+                  "(float or double)");
+  }
+
+  /// Forward that also returns the (B, H, T, T) attention weights of every head, the book's
+  /// `attn_weights`, with the projections' biases included.
+  ContextWithWeights<Scalar, 3, 4> forward_with_weights(
+      const TensorView<const Scalar, 3>& x) const {
+    this->check_input(x.shape());  // before the (B, H, T, T) weights are allocated
+    const Index T = x.size(1);
+    ContextWithWeights<Scalar, 3, 4> result{{}, Tensor<Scalar, 4>({x.size(0), num_heads(), T, T})};
+    result.context = run(x, nullptr, result.weights.view());
+    return result;
   }
 
   /// Backward of forward(x, cache): returns dL/dx (B, T, d_in) and accumulates (+=) the
@@ -116,14 +155,15 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   }
 
  private:
-  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache) const {
+  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
+                        const TensorView<Scalar, 4>& weights = {}) const {
     this->check_input(x.shape());
     const Index C = this->d_out();
     Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, 3 * d_out), one GEMM
     auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), C});
     this->attend(slice(projected.view(), 2, 0, C), slice(projected.view(), 2, C, 2 * C),
                  slice(projected.view(), 2, 2 * C, 3 * C), context.view(),
-                 cache != nullptr ? &cache->attention : nullptr);
+                 cache != nullptr ? &cache->attention : nullptr, weights);
     Tensor<Scalar, 3> out = out_.forward(context.view());
     if (cache != nullptr) {
       cache->x = Tensor<Scalar, 3>(x);

@@ -6,8 +6,10 @@
 #define ATTN_LAYERS_DETAIL_SELF_ATTENTION_HPP
 
 #include <string>
+#include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/separate_projections.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/state/state_dict.hpp"
@@ -41,6 +43,41 @@ class SelfAttention : public StateVisitable<SelfAttention<Projection>> {
     return run(x, &cache);
   }
 
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 2 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
+      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(Rank == 2,
+                  "SelfAttentionV1/V2::forward takes x as a rank-2 view (tokens, d_in); "
+                  "CausalAttention takes batches");
+    static_assert(
+        std::is_same_v<std::remove_const_t<T>, Scalar>,
+        "SelfAttentionV1/V2::forward: x must have the layer's element type (float or double)");
+  }
+
+  /// Any other view: one compile-time error naming what this layer takes, rather than pages
+  /// of overload candidates.
+  template <typename T, int Rank, typename... Rest>
+  std::enable_if_t<Rank != 2 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
+  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
+    static_assert(Rank == 2,
+                  "SelfAttentionV1/V2::forward_with_weights takes x as a rank-2 view (tokens, "
+                  "d_in); CausalAttention takes batches");
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
+                  "SelfAttentionV1/V2::forward_with_weights: x must have the layer's element type "
+                  "(float or double)");
+  }
+
+  /// Forward that also returns the (T, T) attention weights, the book's `attn_weights`.
+  ContextWithWeights<Scalar, 2, 2> forward_with_weights(
+      const TensorView<const Scalar, 2>& x) const {
+    require_features(who_, x.shape(), d_in(), "d_in");  // before the weights are allocated
+    ContextWithWeights<Scalar, 2, 2> result{{}, Tensor<Scalar, 2>({x.size(0), x.size(0)})};
+    result.context = run(x, nullptr, result.weights.view());
+    return result;
+  }
+
   /// Backward of forward(x, cache): returns dL/dx (T, d_in) and accumulates (+=) the three
   /// projections' gradients.
   /// @param grad_context (T, d_out), dL/dcontext.
@@ -65,10 +102,11 @@ class SelfAttention : public StateVisitable<SelfAttention<Projection>> {
     Projections::visit_state(self.projections_, visit, prefix, self.joint_);
   }
 
-  Tensor<Scalar, 2> run(const TensorView<const Scalar, 2>& x, Cache* cache) const {
+  Tensor<Scalar, 2> run(const TensorView<const Scalar, 2>& x, Cache* cache,
+                        const TensorView<Scalar, 2>& weights = {}) const {
     require_features(who_, x.shape(), d_in(), "d_in");
     Tensor<Scalar, 2> context({x.size(0), d_out()});
-    projections_.forward_into(UnmaskedAttention<Scalar, 2>{}, x, context.view(), cache);
+    projections_.forward_into(UnmaskedAttention<Scalar, 2>{}, x, context.view(), cache, weights);
     return context;
   }
 

@@ -39,16 +39,18 @@ class SeparateProjections {
   const Projection& query() const { return W_query_; }
 
   /// queries, keys, values = the three projections of x; then
-  /// `attention.attend(queries, keys, values, context, attention_cache)` writes context.
+  /// `attention.attend(queries, keys, values, context, attention_cache, weights...)` writes
+  /// context (and the attention weights, when the layer passes a view for them).
   /// With a cache, keeps what backward needs.
-  template <typename Attention>
+  template <typename Attention, typename... Weights>
   void forward_into(const Attention& attention, const TensorView<const Scalar, Rank>& x,
-                    const TensorView<Scalar, Rank>& context, Cache* cache) const {
+                    const TensorView<Scalar, Rank>& context, Cache* cache,
+                    const Weights&... weights) const {
     Tensor<Scalar, Rank> queries = W_query_.forward(x);
     Tensor<Scalar, Rank> keys = W_key_.forward(x);
     Tensor<Scalar, Rank> values = W_value_.forward(x);
     attention.attend(queries.view(), keys.view(), values.view(), context,
-                     cache != nullptr ? &cache->attention : nullptr);
+                     cache != nullptr ? &cache->attention : nullptr, weights...);
     if (cache != nullptr) {
       cache->x = Tensor<Scalar, Rank>(x);
       cache->queries = std::move(queries);
@@ -95,8 +97,8 @@ struct UnmaskedAttention {
   void attend(const TensorView<const Scalar, Rank>& queries,
               const TensorView<const Scalar, Rank>& keys,
               const TensorView<const Scalar, Rank>& values, const TensorView<Scalar, Rank>& context,
-              AttentionCache<Scalar>* cache) const {
-    scaled_dot_product_attention<Scalar, Rank>(queries, keys, values, context, {}, {}, cache);
+              AttentionCache<Scalar>* cache, const TensorView<Scalar, Rank>& weights = {}) const {
+    scaled_dot_product_attention<Scalar, Rank>(queries, keys, values, context, {}, weights, cache);
   }
   void attend_backward(
       const TensorView<const Scalar, Rank>& queries, const TensorView<const Scalar, Rank>& keys,

@@ -28,6 +28,16 @@ void require_features(const char* who, const std::array<Index, Rank>& input_shap
   }
 }
 
+/// @throws ShapeError "<who>: <name> has shape (...) but must be (...)" unless they agree.
+template <std::size_t Rank>
+void require_shape(const char* who, const char* name, const std::array<Index, Rank>& shape,
+                   const std::array<Index, Rank>& expected) {
+  if (shape != expected) {
+    throw ShapeError(concat(who, ": ", name, " has shape ", to_string(shape), " but must be ",
+                            to_string(expected)));
+  }
+}
+
 /// @throws ShapeError if the input has more tokens than the layer's context_length.
 inline void require_context(const char* who, Index tokens, Index context_length) {
   if (tokens > context_length) {
