@@ -196,6 +196,7 @@ if ((${#fragments[@]} > 0)); then
   {
     echo "#line ${block_line[first]} \"README.md\""
     head -n $((main_end - 1)) "$work/blocks/$first.cpp"
+    echo "  bool readme_threw = false;  // a fragment that throws is reported; the others still run"
   } > "$generated"
   for n in "${fragments[@]}"; do
     {
@@ -208,11 +209,11 @@ if ((${#fragments[@]} > 0)); then
     {
       echo "  } catch (const std::exception& readme_error) {"
       echo "    std::cout << \"\\n@@threw $n@@ \" << readme_error.what() << std::endl;"
-      echo "    return 1;"
+      echo "    readme_threw = true;"
       echo "  }"
     } >> "$generated"
   done
-  echo "}" >> "$generated"
+  printf "  return readme_threw ? 1 : 0;\n}\n" >> "$generated"
 
   echo "== ${#fragments[@]} fragments in snippets.cpp"
   if ! compile_program snippets.cpp snippets; then
@@ -220,15 +221,17 @@ if ((${#fragments[@]} > 0)); then
   else
     (cd "$work/run" && ./snippets) > "$work/run/snippets.out" 2>&1
     status=$?
-    threw=$(sed -n 's/^@@threw \([0-9]*\)@@.*/\1/p' "$work/run/snippets.out")
     last=$(sed -n 's/^@@snippet \([0-9]*\)@@$/\1/p' "$work/run/snippets.out" | tail -n 1)
-    if [[ -n $threw ]]; then
-      fail "$(name "$threw") throws: $(sed -n 's/^@@threw [0-9]*@@ //p' "$work/run/snippets.out")"
-    elif ((status != 0)); then
+    threw=$(sed -n 's/^@@threw \([0-9]*\)@@.*/\1/p' "$work/run/snippets.out")
+    for n in $threw; do
+      fail "$(name "$n") throws: $(sed -n "s/^@@threw $n@@ //p" "$work/run/snippets.out")"
+    done
+    if [[ -z $threw ]] && ((status != 0)); then
       fail "snippets exit with status $status${last:+, in $(name "$last")}"
       sed 's/^/    | /' "$work/run/snippets.out"
     fi
     for n in "${fragments[@]}"; do
+      [[ " $threw " == *" $n "* ]] && continue  # reported above
       awk -v n="$n" '/^@@snippet [0-9]+@@$/ { inside = ($0 == "@@snippet " n "@@"); next }
                      /^@@threw / { inside = 0 } inside' "$work/run/snippets.out" > "$work/run/snippet_$n.out"
       check_output "$n" "$work/run/snippet_$n.out"
