@@ -9,6 +9,10 @@ its variants, and writes a Markdown table and a bar chart.
     /usr/bin/python3 benchmarks/compare_pytorch.py --config small --threads 1
     /usr/bin/python3 benchmarks/compare_pytorch.py --mode training   # forward + backward
 
+The table (.md) and chart (.png) go to build/compare/ unless `--output DIR` says otherwise; the
+results committed in benchmarks/results/ (and pasted into README.md) are updated on purpose, on a
+quiet machine, with `--output benchmarks/results`.
+
 In training mode PyTorch runs forward and autograd's backward of sum(out * G) for a fixed G
 (train mode, dropout 0, gradients of the input and every parameter) and attn runs forward with a
 cache and backward (benchmarks/training_bench.cpp).
@@ -258,9 +262,9 @@ def write_report(args, batch, tokens, torch_rows, attn_rows, notes):
         gflops = row["gflop"] / (row["ms"] / 1000)
         lines.append(f"| {row['variant']} | {row['ms']:.0f} | {gflops:.0f} | {best['ms'] / row['ms']:.2f}x |")
     text = "\n".join(lines) + "\n"
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.output, exist_ok=True)
     mode = "training_" if args.mode == "training" else ""
-    stem = os.path.join(args.out, f"compare_pytorch_{mode}{args.config}_{args.threads}t")
+    stem = os.path.join(args.output, f"compare_pytorch_{mode}{args.config}_{args.threads}t")
     with open(stem + ".md", "w") as f:
         f.write(text)
     print(text)
@@ -292,7 +296,9 @@ def main():
     parser.add_argument("--threads", type=int, choices=[1, 2], default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mode", choices=["forward", "training"], default="forward")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--output", "--out", dest="output", default=os.path.join(ROOT, "build", "compare"),
+                        help="directory for the .md table and .png chart (default: build/compare; "
+                             "the committed results: benchmarks/results)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

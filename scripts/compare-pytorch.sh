@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the PyTorch comparison needs (Debian's python3-torch, python3-matplotlib and
 # OpenBLAS as the system BLAS), builds attn's benchmarks in Release and runs
-# benchmarks/compare_pytorch.py with the arguments given (default: GPT-2 small, 2 threads).
+# benchmarks/compare_pytorch.py with the arguments given (default: GPT-2 small, 2 threads). It
+# writes its table and chart under build/compare/; `--output benchmarks/results` updates the
+# committed results instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
