@@ -9,12 +9,15 @@
 #
 # Rules, so new snippets are covered without editing this script:
 # - A block holding `int main(` is a complete program; the first one is the README's first
-#   program, saved under the file name its compile command uses. Further programs are compiled
-#   and run on their own the same way.
+#   program, saved under the file name its compile command uses. A further program is saved,
+#   compiled and run by the first ```sh `g++` line after it (before the next C++ block), or
+#   else by the first program's command.
 # - Every other block is a fragment: statements for the end of main() of the first program. All
-#   fragments go into ONE generated program (snippets.cpp: the first program, then each fragment
-#   in its own try { } scope after a printed marker), so the library is compiled once per
-#   compiler. `#line` directives make compile errors point at README.md's lines.
+#   fragments go into ONE generated program (snippets.cpp: the first program as written, then
+#   each fragment in its own try { } scope after a printed marker), so the library is compiled
+#   once per compiler; the first program is then not compiled a second time on its own (its text
+#   opens snippets.cpp, and its output, before the first marker, is checked against its own
+#   promises). `#line` directives make compile errors point at README.md's lines.
 # - `// prints <text>` promises that the block prints <text> (whitespace ignored; a trailing `…`
 #   or `...` means "and more"). A comment holding a 4-decimal number anywhere else in a block is
 #   refused: every number the README shows must be one a test checks.
@@ -80,29 +83,52 @@ while IFS=$'\t' read -r n line title; do
 done < "$work/blocks/index.tsv"
 name() { echo "README.md line ${block_line[$1]} (${block_title[$1]})"; }
 
-# ---- 2. The compile command, taken from the README ----------------------------------------------
-command=$(awk '
+# ---- 2. The compile commands, taken from the README: every ```sh line starting with `g++ ` that
+# compiles a .cpp (commands.tsv: README line, command). The first is the first program's; a
+# further program uses the first such line after it (and before the next C++ block), if any.
+awk '
   /^[ \t]*```/ { if (inside) { inside = 0 } else { inside = 1; sh = ($0 ~ /```[ \t]*(sh|bash|console|shell)[ \t]*$/) } next }
-  inside && sh && /^g\+\+ .*\.cpp/ { print; exit }
-' "$readme")
+  inside && sh && /^g\+\+ .*\.cpp/ { printf "%d\t%s\n", NR, $0 }
+' "$readme" > "$work/blocks/commands.tsv"
+command=$(head -n 1 "$work/blocks/commands.tsv" | cut -f2-)
 if [[ -z $command ]]; then
   echo "FAIL: README.md has no \`\`\`sh line starting with 'g++ ' that compiles a .cpp file"
   exit 1
 fi
-compile=${command%% && *}
-run=${command#"$compile"}
-run=${run# && }
-source_file=$(tr ' ' '\n' <<< "$compile" | grep -m1 '\.cpp$')
-exe=${run#./}
-if [[ ! $run =~ ^\./[A-Za-z0-9_.-]+$ || $compile != *"-o $exe"* || -z $source_file ]]; then
-  echo "FAIL: the README's compile command must read 'g++ ... <file>.cpp -o <exe> && ./<exe>':"
-  echo "  $command"
-  exit 1
-fi
+# parse_command <command>: sets compile (before " && "), source_file, exe; fails unless it reads
+# 'g++ ... <file>.cpp ... -o <exe> ... && ./<exe>'.
+parse_command() {
+  compile=${1%% && *}
+  local run=${1#"$compile"}
+  run=${run# && }
+  source_file=$(tr ' ' '\n' <<< "$compile" | grep -m1 '\.cpp$')
+  exe=${run#./}
+  if [[ ! $run =~ ^\./[A-Za-z0-9_.-]+$ || $compile != *"-o $exe"* || -z $source_file ]]; then
+    echo "FAIL: a README compile command must read 'g++ ... <file>.cpp -o <exe> && ./<exe>':"
+    echo "  $1"
+    return 1
+  fi
+}
+parse_command "$command" || exit 1
+first_compile=$compile first_source=$source_file first_exe=$exe
 echo "README compile command: $command"
 echo "compiler: $cxx ($("$cxx" --version | head -n 1)), plus $warnings"
 
-# compile_program <source> <exe>: the README's command for that file, with this compiler.
+# command_after <block>: the README's own command for a further program, or the first one.
+command_after() {
+  local next=$(($1 + 1)) end=999999999 line text
+  [[ -n ${block_line[next]:-} ]] && end=${block_line[next]}
+  while IFS=$'\t' read -r line text; do
+    if ((line > block_line[$1] && line < end)); then
+      echo "$text"
+      return
+    fi
+  done < "$work/blocks/commands.tsv"
+  echo "$command"
+}
+
+# compile_program <source> <exe>: the parsed command (compile, source_file, exe) for that file,
+# with this compiler.
 compile_program() {
   local cmd=${compile/#g++ /$cxx $warnings }
   cmd=${cmd/" $source_file"/" $1"}
@@ -163,13 +189,14 @@ echo "fragments: ${#fragments[@]}, each run inside main() of the first program"
 
 # ---- 4. Each complete program, as the README tells a user to build and run it -------------------
 for n in "${programs[@]}"; do
+  ((n == first && ${#fragments[@]} > 0)) && continue  # built and checked inside snippets.cpp
   if ((n == first)); then
-    file=$source_file
-    program=$exe
+    compile=$first_compile source_file=$first_source exe=$first_exe
   else
-    file=program_$n.cpp
-    program=program_$n
+    parse_command "$(command_after "$n")" || { fail "$(name "$n"): no usable command"; continue; }
   fi
+  file=$source_file
+  program=$exe
   cp "$work/blocks/$n.cpp" "$work/run/$file"
   echo "== $(name "$n")"
   if ! compile_program "$file" "$program"; then
@@ -216,6 +243,7 @@ if ((${#fragments[@]} > 0)); then
   printf "  return readme_threw ? 1 : 0;\n}\n" >> "$generated"
 
   echo "== ${#fragments[@]} fragments in snippets.cpp"
+  compile=$first_compile source_file=$first_source exe=$first_exe
   if ! compile_program snippets.cpp snippets; then
     fail "the fragments do not compile (the errors above give their README.md lines)"
   else
@@ -230,6 +258,9 @@ if ((${#fragments[@]} > 0)); then
       fail "snippets exit with status $status${last:+, in $(name "$last")}"
       sed 's/^/    | /' "$work/run/snippets.out"
     fi
+    # The first program's own output comes before the first marker.
+    awk '/^@@snippet [0-9]+@@$/ { exit } { print }' "$work/run/snippets.out" > "$work/run/first.out"
+    check_output "$first" "$work/run/first.out"
     for n in "${fragments[@]}"; do
       [[ " $threw " == *" $n "* ]] && continue  # reported above
       awk -v n="$n" '/^@@snippet [0-9]+@@$/ { inside = ($0 == "@@snippet " n "@@"); next }
