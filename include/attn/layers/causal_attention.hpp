@@ -11,6 +11,7 @@
 #include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
 #include "attn/layers/detail/separate_projections.hpp"
+#include "attn/layers/detail/validate.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/state_dict.hpp"
@@ -79,30 +80,7 @@ class CausalAttention : public detail::CausalCore<ScalarType>,
     return context;
   }
 
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
-      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(Rank == 3,
-                  "CausalAttention::forward takes x as a rank-3 view (batch, tokens, d_in)");
-    static_assert(
-        std::is_same_v<std::remove_const_t<T>, Scalar>,
-        "CausalAttention::forward: x must have the layer's element type (float or double)");
-  }
-
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
-  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(
-        Rank == 3,
-        "CausalAttention::forward_with_weights takes x as a rank-3 view (batch, tokens, d_in)");
-    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
-                  "CausalAttention::forward_with_weights: x must have the layer's element type "
-                  "(float or double)");
-  }
+  ATTN_LAYER_INPUT_CHECKS("CausalAttention", 3, "(batch, tokens, d_in)")
 
   /// Forward that also returns the (B, T, T) attention weights, the book's `attn_weights`.
   ContextWithWeights<Scalar, 3, 3> forward_with_weights(

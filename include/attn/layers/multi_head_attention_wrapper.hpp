@@ -13,6 +13,7 @@
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/state_dict.hpp"
+#include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
 
@@ -66,31 +67,7 @@ class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrappe
     return run(x, &cache);
   }
 
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
-      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(
-        Rank == 3,
-        "MultiHeadAttentionWrapper::forward takes x as a rank-3 view (batch, tokens, d_in)");
-    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
-                  "MultiHeadAttentionWrapper::forward: x must have the layer's element type (float "
-                  "or double)");
-  }
-
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
-  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(Rank == 3,
-                  "MultiHeadAttentionWrapper::forward_with_weights takes x as a rank-3 view "
-                  "(batch, tokens, d_in)");
-    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
-                  "MultiHeadAttentionWrapper::forward_with_weights: x must have the layer's "
-                  "element type (float or double)");
-  }
+  ATTN_LAYER_INPUT_CHECKS("MultiHeadAttentionWrapper", 3, "(batch, tokens, d_in)")
 
   /// Forward that also returns the attention weights, (B, num_heads, T, T): head h's are its
   /// CausalAttention's `attn_weights`.
@@ -136,6 +113,8 @@ class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrappe
 
   Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
                         const TensorView<Scalar, 4>& weights = {}) const {
+    // Every head reads x by rows: an x they cannot read so is copied once, here.
+    if (!rows_mappable(x)) return run(Tensor<Scalar, 3>(x).view(), cache, weights);
     const Index width = d_out();
     Tensor<Scalar, 3> context({x.size(0), x.size(1), num_heads() * width});
     if (cache != nullptr) cache->heads.resize(heads_.size());

@@ -12,6 +12,7 @@
 #include "attn/config.hpp"
 #include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
+#include "attn/layers/detail/validate.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -45,30 +46,7 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     return run(x, &cache);
   }
 
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
-      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(Rank == 3,
-                  "MultiHeadAttention::forward takes x as a rank-3 view (batch, tokens, d_in)");
-    static_assert(
-        std::is_same_v<std::remove_const_t<T>, Scalar>,
-        "MultiHeadAttention::forward: x must have the layer's element type (float or double)");
-  }
-
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 3 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
-  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(
-        Rank == 3,
-        "MultiHeadAttention::forward_with_weights takes x as a rank-3 view (batch, tokens, d_in)");
-    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
-                  "MultiHeadAttention::forward_with_weights: x must have the layer's element type "
-                  "(float or double)");
-  }
+  ATTN_LAYER_INPUT_CHECKS("MultiHeadAttention(CombinedQKV)", 3, "(batch, tokens, d_in)")
 
   /// Forward that also returns the (B, H, T, T) attention weights of every head, the book's
   /// `attn_weights`, with the projections' biases included.

@@ -43,31 +43,7 @@ class SelfAttention : public StateVisitable<SelfAttention<Projection>> {
     return run(x, &cache);
   }
 
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 2 || !std::is_same_v<std::remove_const_t<T>, Scalar>> forward(
-      const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(Rank == 2,
-                  "SelfAttentionV1/V2::forward takes x as a rank-2 view (tokens, d_in); "
-                  "CausalAttention takes batches");
-    static_assert(
-        std::is_same_v<std::remove_const_t<T>, Scalar>,
-        "SelfAttentionV1/V2::forward: x must have the layer's element type (float or double)");
-  }
-
-  /// Any other view: one compile-time error naming what this layer takes, rather than pages
-  /// of overload candidates.
-  template <typename T, int Rank, typename... Rest>
-  std::enable_if_t<Rank != 2 || !std::is_same_v<std::remove_const_t<T>, Scalar>>
-  forward_with_weights(const TensorView<T, Rank>& /*x*/, Rest&&... /*rest*/) const {
-    static_assert(Rank == 2,
-                  "SelfAttentionV1/V2::forward_with_weights takes x as a rank-2 view (tokens, "
-                  "d_in); CausalAttention takes batches");
-    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>,
-                  "SelfAttentionV1/V2::forward_with_weights: x must have the layer's element type "
-                  "(float or double)");
-  }
+  ATTN_LAYER_INPUT_CHECKS("SelfAttentionV1/V2", 2, "(tokens, d_in); CausalAttention takes batches")
 
   /// Forward that also returns the (T, T) attention weights, the book's `attn_weights`.
   ContextWithWeights<Scalar, 2, 2> forward_with_weights(

@@ -10,6 +10,7 @@
 
 #include "attn/config.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
+#include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 
 namespace attn::detail {
@@ -46,6 +47,10 @@ class SeparateProjections {
   void forward_into(const Attention& attention, const TensorView<const Scalar, Rank>& x,
                     const TensorView<Scalar, Rank>& context, Cache* cache,
                     const Weights&... weights) const {
+    // Three projections read x by rows: an x they cannot read so is copied once, here.
+    if (!rows_mappable(x)) {
+      return forward_into(attention, Tensor<Scalar, Rank>(x).view(), context, cache, weights...);
+    }
     Tensor<Scalar, Rank> queries = W_query_.forward(x);
     Tensor<Scalar, Rank> keys = W_key_.forward(x);
     Tensor<Scalar, Rank> values = W_value_.forward(x);
@@ -66,7 +71,7 @@ class SeparateProjections {
                                 const TensorView<const Scalar, Rank>& grad_context) {
     Tensor<Scalar, Rank> grad_q(cache.queries.shape()), grad_k(cache.keys.shape()),
         grad_v(cache.values.shape());
-    const Tensor<Scalar, Rank> grad_c(grad_context);  // contiguous, as the projections want
+    const Contiguous<Scalar, Rank> grad_c(grad_context);  // copied only when it is strided
     attention.attend_backward(cache.queries.view(), cache.keys.view(), cache.values.view(),
                               cache.context.view(), grad_c.view(), grad_q.view(), grad_k.view(),
                               grad_v.view(), cache.attention);
