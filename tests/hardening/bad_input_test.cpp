@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -237,13 +238,28 @@ TEST(BadInput, LoadStateDictMissingExtraWrongShape) {
                     {"'W_key.weight' has shape (3, 4)", "expects (4, 3)"});
 }
 
-TEST(BadInput, LoadStateDictWrongDtype) {
+TEST(BadInput, LoadSafetensorsRefusesWhatWouldChangeTheWeights) {
+  // F64 weights load into float rounded to nearest, but a finite double beyond float's range
+  // would become infinity: refused, naming file, tensor, element and value, with the way out.
   attn::MultiHeadAttention<double> source(3, 4, 6, 0.0, 2);
-  const std::string path = ::testing::TempDir() + "attn_wrong_dtype.safetensors";
-  attn::io::save_safetensors(source, path);
+  auto dict = attn::state_dict(source);
+  dict.at("W_key.weight").values[5] = 1e300;
+  const std::string path = ::testing::TempDir() + "attn_beyond_float.safetensors";
+  attn::io::write_safetensors(path, attn::io::from_state_dict(dict));
   attn::MultiHeadAttention<float> layer(3, 4, 6, 0.f, 2);
   ATTN_EXPECT_ERROR(attn::io::load_safetensors(layer, path), std::invalid_argument,
-                    {"dtype F64", "F32"});
+                    {"attn_beyond_float.safetensors", "'W_key.weight' element 5 (F64 1e+300)",
+                     "beyond float's range", "MultiHeadAttention<double>"});
+  attn::MultiHeadAttention<double> in_double(3, 4, 6, 0.0, 2);
+  EXPECT_NO_THROW(attn::io::load_safetensors(in_double, path));
+  // Weights stored as integers are refused, with the fix.
+  auto file = attn::io::from_state_dict(attn::state_dict(layer));
+  file.tensors.at("out_proj.bias").dtype = attn::io::Dtype::I32;
+  attn::io::write_safetensors(path, file);
+  ATTN_EXPECT_ERROR(
+      attn::io::load_safetensors(layer, path), std::invalid_argument,
+      {"attn_beyond_float.safetensors", "parameter 'out_proj.bias' has dtype I32", ".float()"});
+  std::remove(path.c_str());
 }
 
 TEST(BadInput, ErrorTypesDeriveFromTheStandardOnes) {

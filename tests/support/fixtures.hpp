@@ -45,8 +45,8 @@ attn::Tensor<Scalar, Rank> fixture_tensor(const attn::io::SafetensorsFile& file,
   return result;
 }
 
-/// A fixture tensor of indices (token ids, class targets), which generate.py stores as F64
-/// because attn's safetensors reader holds floating-point tensors only.
+/// A fixture tensor of indices (token ids, class targets), which generate.py stores as F64 (from
+/// when attn's safetensors reader held floating-point tensors only).
 template <int Rank>
 attn::Tensor<attn::Index, Rank> fixture_indices(const attn::io::SafetensorsFile& file,
                                                 const std::string& name) {

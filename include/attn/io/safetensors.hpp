@@ -3,19 +3,35 @@
 //
 // A file is: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name
 // to {"dtype", "shape", "data_offsets": [begin, end)} (offsets relative to the data section),
-// an optional "__metadata__" string map, then the raw little-endian data. attn reads F32 and
-// F64 tensors; everything about a file is validated before any tensor is used.
+// an optional "__metadata__" string map, then the raw little-endian data. attn reads every dtype
+// of the format (BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64); everything
+// about a file is validated before any tensor is used, and an unknown dtype is refused.
+//
+// Loading converts, forgiving what it safely can (docs/weights.md has the table):
+//  - a layer's parameters load from F64, F32, BF16 or F16 into the layer's float or double:
+//    exactly where the value is representable, F64 into float rounded to nearest (a finite
+//    value beyond float's range is refused rather than turned into infinity); integer and BOOL
+//    parameters are refused, since weights stored as integers are quantised or a mistake;
+//  - the book's `mask` buffer, which attn derives from context_length, is checked in any dtype
+//    (PyTorch users often save it as .bool()) and must equal triu(ones, 1);
+//  - load_tensor / to_state_dict read data tensors: floating dtypes as above, integers and BOOL
+//    when the value is exactly representable (token ids load as attn::Index or as double).
+// Saving writes F32 (float), F64 (double) or I64 (attn::Index). Every error is a SafetensorsError
+// naming the file (or "<memory>"), the tensor and the values.
 #ifndef ATTN_IO_SAFETENSORS_HPP
 #define ATTN_IO_SAFETENSORS_HPP
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -23,6 +39,7 @@
 
 #include "attn/config.hpp"
 #include "attn/state/state_dict.hpp"
+#include "attn/tensor/tensor.hpp"
 
 namespace attn::io {
 
@@ -33,20 +50,59 @@ class SafetensorsError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-enum class Dtype { F32, F64 };
+/// The element types of the safetensors format (its names, as in the JSON header).
+enum class Dtype { BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64 };
+
+namespace detail {
+
+struct DtypeInfo {
+  Dtype dtype;
+  const char* name;
+  Index size;  // bytes per element
+  bool floating;
+};
+
+inline constexpr DtypeInfo dtype_table[] = {
+    {Dtype::BOOL, "BOOL", 1, false}, {Dtype::U8, "U8", 1, false},    {Dtype::I8, "I8", 1, false},
+    {Dtype::U16, "U16", 2, false},   {Dtype::I16, "I16", 2, false},  {Dtype::U32, "U32", 4, false},
+    {Dtype::I32, "I32", 4, false},   {Dtype::U64, "U64", 8, false},  {Dtype::I64, "I64", 8, false},
+    {Dtype::F16, "F16", 2, true},    {Dtype::BF16, "BF16", 2, true}, {Dtype::F32, "F32", 4, true},
+    {Dtype::F64, "F64", 8, true},
+};
+
+inline const DtypeInfo& dtype_info(Dtype dtype) {
+  for (const auto& info : dtype_table) {
+    if (info.dtype == dtype) return info;
+  }
+  return dtype_table[0];  // unreachable for a valid enumerator
+}
+
+}  // namespace detail
 
 inline const char* dtype_name(Dtype dtype) {
-  return dtype == Dtype::F32 ? "F32" : "F64";
+  return detail::dtype_info(dtype).name;
 }
 inline Index dtype_size(Dtype dtype) {
-  return dtype == Dtype::F32 ? 4 : 8;
+  return detail::dtype_info(dtype).size;
+}
+/// F16, BF16, F32 and F64: the dtypes a parameter may have.
+inline bool is_floating(Dtype dtype) {
+  return detail::dtype_info(dtype).floating;
 }
 
+/// The dtype attn saves a Scalar as: F32 for float, F64 for double, I64 for attn::Index.
 template <typename Scalar>
 constexpr Dtype dtype_of() {
-  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
-                "safetensors in attn holds float (F32) or double (F64) tensors.");
-  return std::is_same_v<Scalar, float> ? Dtype::F32 : Dtype::F64;
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double> ||
+                    (std::is_same_v<Scalar, Index> && sizeof(Index) == 8),
+                "attn saves float (F32), double (F64) or attn::Index (I64) tensors.");
+  if constexpr (std::is_same_v<Scalar, float>) {
+    return Dtype::F32;
+  } else if constexpr (std::is_same_v<Scalar, double>) {
+    return Dtype::F64;
+  } else {
+    return Dtype::I64;
+  }
 }
 
 /// One tensor of a file: dtype, shape, and its little-endian bytes.
@@ -84,9 +140,13 @@ inline bool little_endian_host() {
 
 inline Dtype parse_dtype(const std::string& text, const std::string& source,
                          const std::string& name) {
-  if (text == "F32") return Dtype::F32;
-  if (text == "F64") return Dtype::F64;
-  fail(source, "tensor '" + name + "' has dtype '" + text + "'; attn reads F32 and F64");
+  std::string known;
+  for (const auto& info : dtype_table) {
+    if (text == info.name) return info.dtype;
+    known += (known.empty() ? "" : ", ") + std::string(info.name);
+  }
+  fail(source, "tensor '" + name + "' has dtype '" + text +
+                   "', which attn does not know; safetensors dtypes attn reads: " + known);
 }
 
 /// Parses a whole file held in memory. Every size is checked before it is trusted.
@@ -182,6 +242,16 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
                        " bytes but its shape and dtype " + dtype_name(tensor.dtype) + " need " +
                        std::to_string(expected));
     }
+    if (tensor.dtype == Dtype::BOOL) {
+      // A BOOL byte other than 0 or 1 has no meaning; refusing it keeps every converted value
+      // well defined (and a mask check cannot be fooled by "true" written as 2).
+      for (std::uint64_t i = begin; i < end; ++i) {
+        if (data[i] > 1) {
+          fail(source, "tensor '" + name + "' is BOOL but element " + std::to_string(i - begin) +
+                           " holds the byte " + std::to_string(data[i]) + "; BOOL is 0 or 1");
+        }
+      }
+    }
     tensor.bytes.assign(data + begin, data + end);
     ranges.emplace_back(begin, end);
     file.tensors.emplace(name, std::move(tensor));
@@ -257,22 +327,270 @@ inline void write_safetensors(const std::string& path, const SafetensorsFile& fi
   }
 }
 
-/// The tensors of a file as a StateDict of Scalar; every tensor must have Scalar's dtype.
-/// @throws SafetensorsError naming a tensor whose dtype differs.
+// ---- Conversions ------------------------------------------------------------------------------
+
+namespace detail {
+
+/// IEEE half (F16) to float, exactly: every half is a float. Subnormal halves (m * 2^-24) become
+/// normal floats; infinities stay infinite; a NaN keeps its sign and payload (the quiet bit is
+/// the top mantissa bit in both formats).
+inline float f16_to_float(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
+  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
+  std::uint32_t mantissa = bits & 0x3ffu;
+  std::uint32_t wide = sign;
+  if (exponent == 0x1f) {
+    wide |= 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    wide |= ((exponent + (127 - 15)) << 23) | (mantissa << 13);
+  } else if (mantissa != 0) {
+    // Normalise: shift the leading one up to the implicit bit, one binade down per shift, from
+    // the exponent of the smallest normal half, 2^-14.
+    std::uint32_t biased = 127 - 14;
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --biased;
+    }
+    wide |= (biased << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float value = 0;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+/// bfloat16 (BF16) to float, exactly: bfloat16 is the top half of a float's bits.
+inline float bf16_to_float(std::uint16_t bits) {
+  const std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
+  float value = 0;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+template <typename T>
+T read_element(const unsigned char* at) {
+  T value{};
+  std::memcpy(&value, at, sizeof value);  // the host is little-endian, as the file
+  return value;
+}
+
+/// One element of a file, exactly: a floating value widened to double (exact for F16, BF16 and
+/// F32), or an integer as sign and magnitude (so all of U64 and I64 fit).
+struct Element {
+  bool floating = false;
+  bool single = false;  // F16, BF16 or F32: printed as the float it is
+  double real = 0;
+  bool negative = false;
+  std::uint64_t magnitude = 0;
+
+  /// The value as messages show it: an integer in full, a floating value with the fewest digits
+  /// that read back as the same float or double (1e+300, not 1.0000000000000001e+300).
+  std::string text() const {
+    if (!floating) return (negative ? "-" : "") + std::to_string(magnitude);
+    std::string shortest;
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::ostringstream out;
+      out.precision(digits);
+      out << real;
+      shortest = out.str();
+      if (!std::isfinite(real)) break;
+      const double back = std::strtod(shortest.c_str(), nullptr);
+      if (single ? static_cast<float>(back) == static_cast<float>(real) : back == real) break;
+    }
+    return shortest;
+  }
+};
+
+inline Element signed_element(std::int64_t value) {
+  Element e;
+  e.negative = value < 0;
+  // -(value + 1) + 1 avoids overflowing at the most negative value.
+  e.magnitude =
+      e.negative ? static_cast<std::uint64_t>(-(value + 1)) + 1 : static_cast<std::uint64_t>(value);
+  return e;
+}
+inline Element unsigned_element(std::uint64_t value) {
+  Element e;
+  e.magnitude = value;
+  return e;
+}
+inline Element floating_element(double value, bool single) {
+  Element e;
+  e.floating = true;
+  e.single = single;
+  e.real = value;
+  return e;
+}
+
+inline Element element(const SafetensorsTensor& tensor, std::size_t i) {
+  const unsigned char* at =
+      tensor.bytes.data() + i * static_cast<std::size_t>(dtype_size(tensor.dtype));
+  switch (tensor.dtype) {
+    case Dtype::BOOL:
+    case Dtype::U8:
+      return unsigned_element(read_element<std::uint8_t>(at));
+    case Dtype::I8:
+      return signed_element(read_element<std::int8_t>(at));
+    case Dtype::U16:
+      return unsigned_element(read_element<std::uint16_t>(at));
+    case Dtype::I16:
+      return signed_element(read_element<std::int16_t>(at));
+    case Dtype::U32:
+      return unsigned_element(read_element<std::uint32_t>(at));
+    case Dtype::I32:
+      return signed_element(read_element<std::int32_t>(at));
+    case Dtype::U64:
+      return unsigned_element(read_element<std::uint64_t>(at));
+    case Dtype::I64:
+      return signed_element(read_element<std::int64_t>(at));
+    case Dtype::F16:
+      return floating_element(f16_to_float(read_element<std::uint16_t>(at)), true);
+    case Dtype::BF16:
+      return floating_element(bf16_to_float(read_element<std::uint16_t>(at)), true);
+    case Dtype::F32:
+      return floating_element(read_element<float>(at), true);
+    case Dtype::F64:
+      return floating_element(read_element<double>(at), false);
+  }
+  return {};
+}
+
+/// What a tensor is read for: a layer's parameter takes floating dtypes only; data (load_tensor,
+/// to_state_dict) takes every dtype whose values fit exactly.
+enum class Use { parameter, data };
+
 template <typename Scalar>
-StateDict<Scalar> to_state_dict(const SafetensorsFile& file) {
-  constexpr Dtype wanted = dtype_of<Scalar>();
+const char* scalar_name() {
+  if constexpr (std::is_same_v<Scalar, float>) {
+    return "float";
+  } else if constexpr (std::is_same_v<Scalar, double>) {
+    return "double";
+  } else {
+    return "attn::Index";
+  }
+}
+
+template <typename Scalar>
+constexpr void check_target() {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double> ||
+                    std::is_same_v<Scalar, Index>,
+                "attn reads safetensors tensors as float, double or attn::Index.");
+}
+
+/// Element `i` of `tensor` as Scalar; refuses (with the element's index and value) a value that
+/// would change: an integer Scalar cannot hold, a non-integer or out-of-range value for
+/// attn::Index, a finite F64 beyond float's range.
+template <typename Scalar>
+Scalar convert_element(const Element& e, const SafetensorsTensor& tensor, std::size_t i,
+                       const std::string& source, const std::string& name) {
+  const auto refuse = [&](const std::string& why) {
+    fail(source, "tensor '" + name + "' element " + std::to_string(i) + " (" +
+                     dtype_name(tensor.dtype) + " " + e.text() + ") " + why);
+  };
+  constexpr double two_to_63 = 9223372036854775808.0;
+  if constexpr (std::is_same_v<Scalar, Index>) {
+    static_assert(sizeof(Index) == 8, "attn::Index is a 64-bit signed integer.");
+    if (e.floating) {
+      if (!(std::trunc(e.real) == e.real) || !(e.real >= -two_to_63 && e.real < two_to_63)) {
+        refuse("is not an integer attn::Index can hold");
+      }
+      return static_cast<Index>(e.real);
+    }
+    const auto largest = static_cast<std::uint64_t>(std::numeric_limits<Index>::max());
+    if (e.magnitude > largest + (e.negative ? 1 : 0)) refuse("is beyond attn::Index's range");
+    if (!e.negative) return static_cast<Index>(e.magnitude);
+    return e.magnitude == largest + 1 ? std::numeric_limits<Index>::min()
+                                      : -static_cast<Index>(e.magnitude);
+  } else {
+    if (e.floating) {
+      const auto value = static_cast<Scalar>(e.real);  // F64 to float: rounded to nearest
+      if (std::isinf(value) && !std::isinf(e.real)) {
+        refuse(
+            "is beyond float's range (about 3.4e38); load it into double (e.g. "
+            "MultiHeadAttention<double>)");
+      }
+      return value;
+    }
+    // An integer is accepted when Scalar holds it exactly (|n| <= 2^24 for float, 2^53 for
+    // double, and larger ones that happen to be representable).
+    const auto value = static_cast<Scalar>(e.magnitude);
+    if (!(value < static_cast<Scalar>(2 * two_to_63)) ||
+        static_cast<std::uint64_t>(value) != e.magnitude) {
+      refuse(std::string("is not exactly representable as ") + scalar_name<Scalar>() +
+             (std::is_same_v<Scalar, float> ? "; load it as double or attn::Index"
+                                            : "; load it as attn::Index"));
+    }
+    return e.negative ? -value : value;
+  }
+}
+
+/// A whole tensor as Scalar values, row-major.
+/// @throws SafetensorsError for a dtype `use` refuses or a value that would change.
+template <typename Scalar>
+std::vector<Scalar> convert(const SafetensorsTensor& tensor, Use use, const std::string& source,
+                            const std::string& name) {
+  check_target<Scalar>();
+  if (use == Use::parameter && !is_floating(tensor.dtype)) {
+    fail(source, "parameter '" + name + "' has dtype " + dtype_name(tensor.dtype) +
+                     "; attn loads parameters from F64, F32, BF16 or F16 (save the floating-" +
+                     "point weights, e.g. with .float())");
+  }
+  const std::size_t count =
+      tensor.bytes.size() / static_cast<std::size_t>(dtype_size(tensor.dtype));
+  std::vector<Scalar> values(count);
+  if (tensor.dtype == dtype_of<Scalar>()) {  // the same type: a copy
+    if (count != 0) std::memcpy(values.data(), tensor.bytes.data(), tensor.bytes.size());
+    return values;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    values[i] = convert_element<Scalar>(element(tensor, i), tensor, i, source, name);
+  }
+  return values;
+}
+
+/// The book's `mask` buffer as a file holds it, in any dtype: it must be triu(ones(n, n), 1) of
+/// the layer's shape, 1 above the diagonal and 0 elsewhere. attn derives the mask, so a correct
+/// one is not loaded, only checked; a different one would change what the layer computes.
+inline void check_causal_mask(const SafetensorsTensor& tensor, const std::vector<Index>& shape,
+                              const std::string& source, const std::string& name) {
+  if (tensor.shape != shape) {
+    fail(source, "mask buffer '" + name + "' has shape " +
+                     attn::detail::shape_string(tensor.shape) + " but the layer's causal mask is " +
+                     attn::detail::shape_string(shape) + " (its context_length)");
+  }
+  for (std::size_t i = 0;
+       i < tensor.bytes.size() / static_cast<std::size_t>(dtype_size(tensor.dtype)); ++i) {
+    const Index row = static_cast<Index>(i) / shape[1], col = static_cast<Index>(i) % shape[1];
+    const int expected = col > row ? 1 : 0;
+    const Element e = element(tensor, i);
+    const bool equal = e.floating
+                           ? e.real == expected
+                           : !e.negative && e.magnitude == static_cast<std::uint64_t>(expected);
+    if (!equal) {
+      fail(source, "mask buffer '" + name + "' (" + dtype_name(tensor.dtype) + " " +
+                       attn::detail::shape_string(shape) +
+                       ") is not the causal mask triu(ones, diagonal=1): " + "element (" +
+                       std::to_string(row) + ", " + std::to_string(col) + ") is " + e.text() +
+                       " where it should be " + std::to_string(expected));
+    }
+  }
+}
+
+}  // namespace detail
+
+/// The tensors of a file as a StateDict of Scalar (float or double), each converted as data:
+/// floating dtypes exactly (F64 into float rounded to nearest), integers and BOOL when exactly
+/// representable. `source` names the file in messages.
+/// @throws SafetensorsError naming the tensor, element and value that cannot be converted.
+template <typename Scalar>
+StateDict<Scalar> to_state_dict(const SafetensorsFile& file,
+                                const std::string& source = "<memory>") {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
+                "A StateDict holds float or double values.");
   StateDict<Scalar> dict;
   for (const auto& [name, tensor] : file.tensors) {
-    if (tensor.dtype != wanted) {
-      throw SafetensorsError("safetensors: tensor '" + name + "' has dtype " +
-                             dtype_name(tensor.dtype) + " but " + dtype_name(wanted) +
-                             " was requested");
-    }
     NamedTensor<Scalar>& out = dict[name];
     out.shape = tensor.shape;
-    out.values.resize(tensor.bytes.size() / sizeof(Scalar));
-    std::memcpy(out.values.data(), tensor.bytes.data(), out.values.size() * sizeof(Scalar));
+    out.values = detail::convert<Scalar>(tensor, detail::Use::data, source, name);
   }
   return dict;
 }
@@ -294,17 +612,132 @@ SafetensorsFile from_state_dict(const StateDict<Scalar>& dict,
 }
 
 /// Loads a layer's parameters from a safetensors file saved from a PyTorch state_dict.
-/// @throws SafetensorsError for a malformed file or a dtype other than Scalar's;
-///         std::invalid_argument (from load_state_dict) for missing, unknown or mis-shaped names.
+/// Parameters convert from F64, F32, BF16 or F16 into the layer's Scalar (F64 into float rounded
+/// to nearest); the book's `mask` buffers may be absent or present in any dtype (BOOL, integer or
+/// floating) and must then equal triu(ones, 1) of the layer's (context_length, context_length).
+/// Nothing is modified unless the whole file is valid.
+/// @throws SafetensorsError naming the file for a malformed file, an integer or BOOL parameter,
+///         a value float cannot hold, a wrong mask, or a missing, unexpected or mis-shaped name.
 template <typename Layer>
 void load_safetensors(Layer& layer, const std::string& path) {
-  load_state_dict(layer, to_state_dict<typename Layer::Scalar>(read_safetensors(path)));
+  using Scalar = typename Layer::Scalar;
+  const SafetensorsFile file = read_safetensors(path);
+  std::map<std::string, StateEntry<const Scalar>> entries;
+  static_cast<const Layer&>(layer).visit_state(
+      [&](const StateEntry<const Scalar>& entry) { entries.emplace(entry.name, entry); });
+  StateDict<Scalar> dict;
+  for (const auto& [name, tensor] : file.tensors) {
+    const auto entry = entries.find(name);
+    if (entry == entries.end()) {
+      dict[name].shape = tensor.shape;  // unexpected: load_state_dict reports it with its shape
+    } else if (entry->second.kind == StateKind::causal_mask) {
+      detail::check_causal_mask(tensor, entry->second.shape, path, name);  // derived, not loaded
+    } else {
+      dict[name] = {tensor.shape,
+                    detail::convert<Scalar>(tensor, detail::Use::parameter, path, name)};
+    }
+  }
+  try {
+    load_state_dict(layer, dict);
+  } catch (const std::invalid_argument& error) {
+    detail::fail(path, error.what());  // the same list of problems, with the file's name
+  }
 }
 
 /// Saves a layer's state_dict (parameters and mask buffers) as a safetensors file.
 template <typename Layer>
 void save_safetensors(const Layer& layer, const std::string& path) {
   write_safetensors(path, from_state_dict(state_dict(layer)));
+}
+
+// ---- Single tensors ---------------------------------------------------------------------------
+
+/// The tensor `name` of a file as a Tensor<Scalar, Rank>, Scalar float, double or attn::Index.
+/// Floating dtypes convert exactly (F64 into float rounded to nearest); integers and BOOL (as 0
+/// and 1) convert when exactly representable, so token ids saved as I64 load as attn::Index, or
+/// as float up to 2^24 and as double up to 2^53. Into attn::Index, floating values must be
+/// integers. `source` names the file in messages.
+/// @throws SafetensorsError naming the file and tensor: absent (with the names the file holds),
+///         a rank other than Rank (with the file's shape), or a value that cannot be converted.
+template <typename Scalar, int Rank>
+Tensor<Scalar, Rank> to_tensor(const SafetensorsFile& file, const std::string& name,
+                               const std::string& source = "<memory>") {
+  detail::check_target<Scalar>();
+  const auto found = file.tensors.find(name);
+  if (found == file.tensors.end()) {
+    std::string names;
+    int listed = 0;
+    for (const auto& entry : file.tensors) {
+      if (listed++ == 8) {
+        names += ", ...";
+        break;
+      }
+      names += (names.empty() ? "'" : ", '") + entry.first + "'";
+    }
+    detail::fail(source, "has no tensor '" + name + "' (it holds " +
+                             (names.empty() ? std::string("no tensors") : names) + ")");
+  }
+  const SafetensorsTensor& tensor = found->second;
+  if (static_cast<int>(tensor.shape.size()) != Rank) {
+    detail::fail(source, "tensor '" + name + "' has shape " +
+                             attn::detail::shape_string(tensor.shape) + ", rank " +
+                             std::to_string(tensor.shape.size()) + ", but rank " +
+                             std::to_string(Rank) + " was asked for");
+  }
+  Shape<Rank> shape{};
+  std::copy(tensor.shape.begin(), tensor.shape.end(), shape.begin());
+  const std::vector<Scalar> values =
+      detail::convert<Scalar>(tensor, detail::Use::data, source, name);
+  auto result = Tensor<Scalar, Rank>::uninitialized(shape);
+  std::copy(values.begin(), values.end(), result.data());
+  return result;
+}
+
+/// Reads the tensor `name` of the safetensors file at `path`, converted as to_tensor says:
+/// `auto ids = attn::io::load_tensor<attn::Index, 2>("batch.safetensors", "ids");`.
+/// @throws SafetensorsError as read_safetensors and to_tensor do, naming `path`.
+template <typename Scalar, int Rank>
+Tensor<Scalar, Rank> load_tensor(const std::string& path, const std::string& name) {
+  return to_tensor<Scalar, Rank>(read_safetensors(path), name, path);
+}
+
+/// A float, double or attn::Index tensor of any rank, as it will be saved (F32, F64 or I64,
+/// contiguous), so that tensors of different ranks go in one list to save_tensors. Converts from a
+/// Tensor or any view (strided views are copied in index order).
+class TensorToSave {
+ public:
+  template <typename T, int Rank>
+  TensorToSave(const TensorView<T, Rank>& view) {  // NOLINT(google-explicit-constructor)
+    using Scalar = std::remove_const_t<T>;
+    const Tensor<Scalar, Rank> contiguous(TensorView<const Scalar, Rank>{view});
+    tensor_.dtype = dtype_of<Scalar>();
+    tensor_.shape.assign(contiguous.shape().begin(), contiguous.shape().end());
+    tensor_.bytes.resize(static_cast<std::size_t>(contiguous.numel()) * sizeof(Scalar));
+    if (!tensor_.bytes.empty()) {
+      std::memcpy(tensor_.bytes.data(), contiguous.data(), tensor_.bytes.size());
+    }
+  }
+  template <typename Scalar, int Rank>
+  TensorToSave(const Tensor<Scalar, Rank>& tensor)  // NOLINT(google-explicit-constructor)
+      : TensorToSave(tensor.view()) {}
+
+  const SafetensorsTensor& tensor() const { return tensor_; }
+
+ private:
+  SafetensorsTensor tensor_;
+};
+
+/// Saves named tensors (and optional metadata strings) as one safetensors file, which PyTorch
+/// reads back with safetensors.torch.load_file or python/attn_safetensors.py's load_file:
+/// `attn::io::save_tensors("out.safetensors", {{"x", x}, {"out", out.view()}});`
+/// @throws SafetensorsError if the file cannot be written.
+inline void save_tensors(const std::string& path,
+                         const std::map<std::string, TensorToSave>& tensors,
+                         std::map<std::string, std::string> metadata = {}) {
+  SafetensorsFile file;
+  file.metadata = std::move(metadata);
+  for (const auto& [name, tensor] : tensors) file.tensors[name] = tensor.tensor();
+  write_safetensors(path, file);
 }
 
 }  // namespace attn::io

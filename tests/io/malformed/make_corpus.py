@@ -38,7 +38,10 @@ tensors("shape_bytes_mismatch", {"a": f32([3], 0, 16)}, FOUR)
 tensors("shape_element_overflow", {"a": f32([0, 2**62, 2**62], 0, 0)}, FOUR)
 tensors("shape_negative", {"a": f32([-4], 0, 16)}, FOUR)
 tensors("missing_dtype", {"a": {"shape": [4], "data_offsets": [0, 16]}}, FOUR)
-tensors("unsupported_dtype", {"a": {"dtype": "BF16", "shape": [8], "data_offsets": [0, 16]}}, FOUR)
+# Every dtype of the format is read (BF16, I64, BOOL, ...); a name outside the format is not.
+tensors("unsupported_dtype", {"a": {"dtype": "Q4_0", "shape": [8], "data_offsets": [0, 16]}}, FOUR)
+tensors("bool_not_0_or_1", {"a": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}},
+        b"\1\0\2\1")
 tensors("metadata_not_string", {"__metadata__": {"format": 3}, "a": f32([4], 0, 16)}, FOUR)
 tensors("header_not_object", [1, 2, 3])
 raw("truncated_json", b'{"a": {"dtype": "F32", "shape": [4], "data_', FOUR)
