@@ -39,7 +39,7 @@ int main() {
 
   // What each head attends to, as pictures: forward_with_weights also returns the book's
   // attn_weights, (batch, heads, T, T); batch 0's, head by head.
-  const auto [context, weights] = mha.forward_with_weights(batch.view());
+  const auto weights = mha.forward_with_weights(batch.view()).weights;
   for (attn::Index h = 0; h < mha.num_heads(); ++h) {
     book::write_heatmaps("multi_head_attention_head" + std::to_string(h),
                          attn::select(attn::select(weights.view(), 0, 0), 0, h),

@@ -83,10 +83,10 @@ int main() {
   attn::MultiHeadAttention<float> mha(3, 2, 6, 0.0f, 2, false, attn::Generator(123));
   print("MultiHeadAttention, 2 heads, seed 123 (book: [[0.3190, 0.4858], ...]): context_vecs[0]",
         attn::select(mha.forward(batch.view()).view(), 0, 0));
-  const auto [context, weights] = mha.forward_with_weights(batch.view());  // (B, H, T, T)
+  const auto head_weights = mha.forward_with_weights(batch.view()).weights;  // (B, H, T, T)
   for (attn::Index h = 0; h < mha.num_heads(); ++h) {
     book::write_heatmaps("multi_head_attention_head" + std::to_string(h),
-                         attn::select(attn::select(weights.view(), 0, 0), 0, h),
+                         attn::select(attn::select(head_weights.view(), 0, 0), 0, h),
                          "MultiHeadAttention (seed 123), head " + std::to_string(h));
   }
   const attn::MultiHeadAttentionCombinedQKV<float> fused(3, 2, 6, 0.0f, 2);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "attn/config.hpp"
+#include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/fused_attention.hpp"
 #include "attn/kernels/mask.hpp"
@@ -200,13 +201,18 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
     cache->log_sum_exp.assign(fused ? static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]) : 0,
                               Scalar(0));
   }
+  // The bodies run on rank-4 views (as_kernel_rank), so ranks 2 to 4 share one instantiation.
+  using detail::as_kernel_rank;
   if (fused) {
-    detail::fused_attention(q, k, v, out, scale, options.mask,
+    detail::fused_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
+                            as_kernel_rank(out), scale, options.mask,
                             cache != nullptr ? cache->log_sum_exp.data() : nullptr);
   } else {
-    detail::reference_attention(q, k, v, out, scale, options.mask,
+    const auto weights_view = as_kernel_rank(weights);
+    detail::reference_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
+                                as_kernel_rank(out), scale, options.mask,
                                 apply_dropout ? options.dropout : Scalar(0), options.generator,
-                                want_weights ? &weights : nullptr);
+                                want_weights ? &weights_view : nullptr);
   }
 }
 
@@ -254,18 +260,23 @@ void scaled_dot_product_attention_backward(
                                                                              {"grad_k", grad_k},
                                                                              {"grad_v", grad_v}};
   for (const auto& [name, view] : operands) detail::require_rows_mappable(who, name, view);
+  using detail::as_kernel_rank;  // one instantiation of the bodies for ranks 2 to 4
   if (cache.fused) {
     const auto rows = static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]);
     if (cache.log_sum_exp.size() != rows) {
       throw ShapeError(detail::concat(who, ": the cache holds ", cache.log_sum_exp.size(),
                                       " rows but q has ", rows, "; pass the forward's cache"));
     }
-    detail::fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v, cache.scale,
-                                     mask, cache.log_sum_exp.data());
+    detail::fused_attention_backward(
+        as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v), as_kernel_rank(out),
+        as_kernel_rank(grad_out), as_kernel_rank(grad_q), as_kernel_rank(grad_k),
+        as_kernel_rank(grad_v), cache.scale, mask, cache.log_sum_exp.data());
   } else {
     Generator replay = cache.dropout_replay;
-    detail::reference_attention_backward(q, k, v, grad_out, grad_q, grad_k, grad_v, cache.scale,
-                                         mask, cache.dropout, &replay);
+    detail::reference_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
+                                         as_kernel_rank(grad_out), as_kernel_rank(grad_q),
+                                         as_kernel_rank(grad_k), as_kernel_rank(grad_v),
+                                         cache.scale, mask, cache.dropout, &replay);
   }
 }
 

@@ -1,7 +1,8 @@
 // attn/viz/heatmap_png.hpp: the heatmap of attn/viz/heatmap.hpp as a PNG image. Encoding and
-// glyph rendering come from Debian's stb (libstb-dev: stb_image_write, stb_truetype); link
-// `stb` (pkg-config stb) to use this header. Labels are drawn in a TrueType font, by default
-// DejaVu Sans (Debian: fonts-dejavu-core).
+// glyph rendering come from Debian's stb (libstb-dev: stb_image_write, stb_truetype), whose
+// compiled library this header needs at link time: link the target attn::viz
+// (find_package(attn COMPONENTS viz)), or use `pkg-config --cflags --libs attn-viz` (or stb).
+// Labels are drawn in a TrueType font, by default DejaVu Sans (Debian: fonts-dejavu-core).
 #ifndef ATTN_VIZ_HEATMAP_PNG_HPP
 #define ATTN_VIZ_HEATMAP_PNG_HPP
 

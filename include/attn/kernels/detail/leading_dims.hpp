@@ -31,6 +31,33 @@ TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
                           {view.strides()[Rank - 2], view.strides()[Rank - 1]});
 }
 
+/// The rank the kernels' bodies are compiled for: views of rank 2 and 3 gain unit leading dims
+/// (as_kernel_rank), so one instantiation per element type serves ranks 2 to 4; a view of higher
+/// rank keeps its own.
+template <int Rank>
+inline constexpr int kernel_rank = Rank < 4 ? 4 : Rank;
+
+/// The view with unit leading dims added in front up to kernel_rank: the same matrices, in the
+/// same order.
+template <typename T, int Rank>
+TensorView<T, kernel_rank<Rank>> as_kernel_rank(const TensorView<T, Rank>& view) {
+  if constexpr (Rank == kernel_rank<Rank>) {
+    return view;
+  } else {
+    constexpr int added = kernel_rank<Rank> - Rank;
+    Shape<kernel_rank<Rank>> shape{}, strides{};
+    for (int d = 0; d < added; ++d) {
+      shape[d] = 1;
+      strides[d] = 0;  // never stepped along: the dim has one position
+    }
+    for (int d = 0; d < Rank; ++d) {
+      shape[d + added] = view.shape()[d];
+      strides[d + added] = view.strides()[d];
+    }
+    return TensorView<T, kernel_rank<Rank>>(view.data(), shape, strides);
+  }
+}
+
 }  // namespace attn::detail
 
 #endif  // ATTN_KERNELS_DETAIL_LEADING_DIMS_HPP
