@@ -89,6 +89,16 @@ struct Attention {
 
 }  // namespace detail
 
+namespace detail {
+
+/// layer_scales on double matrices: x and grad_out as (B * T, features) rows, B sequences of T
+/// tokens; defined in fixtures.cpp, so its Eigen products are compiled once for the suite.
+LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatrixd& x,
+                            const RowMatrixd* grad_out, attn::Index B, attn::Index T,
+                            attn::Index num_heads, double dropout);
+
+}  // namespace detail
+
 /// Problem scales of a layer of the ladder (Linear or any attention rung), read from its
 /// state_dict: `x` its input ((T, d_in) or (B, T, d_in)), `grad_out` the gradient of its output
 /// (null for a forward alone), `num_heads` for MultiHeadAttention and the combined-qkv variant.
@@ -107,157 +117,13 @@ LayerScales layer_scales(const attn::StateDict<Scalar>& state, const attn::Tenso
                          const std::enable_if_t<true, attn::Tensor<Scalar, Rank>>* grad_out,
                          attn::Index num_heads = 1, double dropout = 0) {
   static_assert(Rank == 2 || Rank == 3, "layer_scales takes (T, d_in) or (B, T, d_in) inputs");
-  using detail::spectral_norm;
-  const auto has = [&](const std::string& name) { return state.count(name) == 1; };
-  const auto matrix = [&](const std::string& name) {
-    const auto& t = state.at(name);
-    RowMatrixd m(t.shape[0], t.shape.size() > 1 ? t.shape[1] : 1);
-    for (std::size_t i = 0; i < t.values.size(); ++i) m.data()[i] = t.values[i];
-    return m;
-  };
-  const auto vector = [&](const std::string& name) {
-    const auto& values = state.at(name).values;
-    Eigen::VectorXd v(static_cast<attn::Index>(values.size()));
-    for (std::size_t i = 0; i < values.size(); ++i) v(static_cast<attn::Index>(i)) = values[i];
-    return v;
-  };
-  const attn::Index B = Rank == 3 ? x.size(0) : 1, T = x.size(Rank - 2);
-  const RowMatrixd X = detail::rows_of(x);
+  attn::StateDict<double> state_d;
+  for (const auto& [name, entry] : state) {
+    state_d[name] = {entry.shape, std::vector<double>(entry.values.begin(), entry.values.end())};
+  }
   const RowMatrixd R = grad_out != nullptr ? detail::rows_of(*grad_out) : RowMatrixd();
-  const double x_spectral = spectral_norm(X), x_row = X.rows() ? X.rowwise().norm().maxCoeff() : 0;
-  const auto N = static_cast<double>(X.rows());
-  LayerScales scales;
-  scales.length = std::max(X.rows(), X.cols());
-
-  if (has("weight")) {  // Linear: out = x W^T + b
-    const RowMatrixd W = matrix("weight");
-    const double b = has("bias") ? vector("bias").norm() : 0.0;
-    scales.out = spectral_norm(W) * X.norm() + std::sqrt(N) * b;
-    scales.length = std::max(scales.length, W.rows());
-    if (grad_out != nullptr) {
-      scales.grad_x = R.norm() * spectral_norm(W);
-      scales.gradients.push_back(
-          {"weight", 0, W.size(), std::min(R.norm() * x_spectral, spectral_norm(R) * X.norm())});
-      if (has("bias")) {
-        scales.gradients.push_back({"bias", 0, W.rows(), R.rowwise().norm().sum()});
-      }
-    }
-    return scales;
-  }
-
-  // The attentions of the layer, by the ladder's parameter names.
-  std::vector<detail::Attention> attentions;
-  const char* roles[3] = {"W_query", "W_key", "W_value"};
-  const auto linear_attention = [&](const std::string& prefix) {
-    detail::Attention a;
-    a.has_bias = has(prefix + "W_key.bias");
-    for (int r = 0; r < 3; ++r) {
-      a.weight_name[r] = prefix + roles[r] + ".weight";
-      a.weight[r] = matrix(a.weight_name[r]);
-      if (a.has_bias) {
-        a.bias_name[r] = prefix + roles[r] + ".bias";
-        a.bias[r] = vector(a.bias_name[r]);
-      }
-    }
-    return a;
-  };
-  if (has("qkv.weight")) {  // MultiHeadAttentionCombinedQKV: one stacked (3 C, d_in) projection
-    detail::Attention a;
-    const RowMatrixd W = matrix("qkv.weight");
-    const attn::Index C = W.rows() / 3;
-    a.has_bias = has("qkv.bias");
-    for (int r = 0; r < 3; ++r) {
-      a.weight[r] = W.middleRows(r * C, C);
-      a.weight_name[r] = "qkv.weight";
-      a.weight_first[r] = r * C * W.cols();
-      if (a.has_bias) {
-        a.bias[r] = vector("qkv.bias").segment(r * C, C);
-        a.bias_name[r] = "qkv.bias";
-        a.bias_first[r] = r * C;
-      }
-    }
-    a.heads = num_heads;
-    a.out_proj = "proj.";
-    attentions.push_back(a);
-  } else if (has("W_query")) {  // SelfAttentionV1: raw (d_in, d_out) matrices, x W
-    detail::Attention a;
-    for (int r = 0; r < 3; ++r) {
-      a.weight_name[r] = roles[r];
-      a.weight[r] = matrix(roles[r]).transpose();
-    }
-    attentions.push_back(a);
-  } else if (has("W_query.weight")) {  // SelfAttentionV2, CausalAttention, MultiHeadAttention
-    auto a = linear_attention("");
-    if (has("out_proj.weight")) {
-      a.heads = num_heads;
-      a.out_proj = "out_proj.";
-    }
-    attentions.push_back(a);
-  } else {  // MultiHeadAttentionWrapper: independent heads, outputs side by side
-    attn::Index first_col = 0;
-    for (int h = 0; has("heads." + std::to_string(h) + ".W_query.weight"); ++h) {
-      auto a = linear_attention("heads." + std::to_string(h) + ".");
-      a.first_out_col = first_col;
-      first_col += a.weight[2].rows();
-      attentions.push_back(a);
-    }
-  }
-
-  const double keep = 1 / (1 - dropout);
-  for (const auto& a : attentions) {
-    const attn::Index C = a.weight[0].rows(), head_dim = C / a.heads;
-    RowMatrixd y[3];
-    for (int r = 0; r < 3; ++r) {
-      y[r] = X * a.weight[r].transpose();
-      if (a.has_bias) y[r].rowwise() += a.bias[r].transpose();
-    }
-    RowMatrixd dout;
-    if (grad_out != nullptr) {
-      dout = a.out_proj.empty() ? RowMatrixd(R.middleCols(a.first_out_col, C))
-                                : RowMatrixd(R * matrix(a.out_proj + "weight"));
-    }
-    AttentionBounds bounds;
-    for (attn::Index b = 0; b < B; ++b) {
-      for (attn::Index h = 0; h < a.heads; ++h) {
-        const auto block = [&](const RowMatrixd& m) {
-          return RowMatrixd(m.block(b * T, h * head_dim, T, head_dim));
-        };
-        const RowMatrixd g = grad_out != nullptr ? block(dout) : RowMatrixd();
-        bounds.add(block(y[0]), block(y[1]), block(y[2]), grad_out != nullptr ? &g : nullptr,
-                   1 / std::sqrt(static_cast<double>(head_dim)), keep);
-      }
-    }
-    scales.logits = std::max(scales.logits, bounds.logits);
-    scales.length = std::max({scales.length, bounds.length, C});
-    if (a.out_proj.empty()) {
-      scales.out = std::hypot(scales.out, bounds.out);
-    } else {
-      const RowMatrixd Wo = matrix(a.out_proj + "weight");
-      scales.out =
-          spectral_norm(Wo) * bounds.out + std::sqrt(N) * vector(a.out_proj + "bias").norm();
-      if (grad_out != nullptr) {
-        scales.gradients.push_back(
-            {a.out_proj + "weight", 0, Wo.size(), spectral_norm(R) * bounds.out});
-        scales.gradients.push_back({a.out_proj + "bias", 0, Wo.rows(), R.rowwise().norm().sum()});
-      }
-    }
-    if (grad_out == nullptr) continue;
-    const double weight_scale[3] = {
-        std::min(bounds.grad_q * x_spectral, bounds.grad_q_rows * x_row),
-        bounds.grad_k * std::min(x_spectral, x_row), bounds.grad_v * std::min(x_spectral, x_row)};
-    const double bias_scale[3] = {bounds.grad_q_rows, bounds.grad_k, bounds.grad_v};
-    const double frobenius_scale[3] = {bounds.grad_q, bounds.grad_k, bounds.grad_v};
-    for (int r = 0; r < 3; ++r) {
-      scales.grad_x += frobenius_scale[r] * spectral_norm(a.weight[r]);
-      scales.gradients.push_back(
-          {a.weight_name[r], a.weight_first[r], a.weight[r].size(), weight_scale[r]});
-      if (a.has_bias) {
-        scales.gradients.push_back(
-            {a.bias_name[r], a.bias_first[r], C, bias_scale[r], /*vanishing=*/r == 1});
-      }
-    }
-  }
-  return scales;
+  return detail::layer_scales_of(state_d, detail::rows_of(x), grad_out != nullptr ? &R : nullptr,
+                                 Rank == 3 ? x.size(0) : 1, x.size(Rank - 2), num_heads, dropout);
 }
 
 // ---- The checks --------------------------------------------------------------------------------
