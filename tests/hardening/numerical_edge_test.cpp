@@ -14,7 +14,7 @@ namespace {
 
 using attn::Index;
 using attn::Tensor;
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
 constexpr attn::AttentionPath kPaths[] = {attn::AttentionPath::reference,
                                           attn::AttentionPath::fused};
 
@@ -105,7 +105,7 @@ TEST(NumericalEdges, NaNStaysInTheRowsAndSequencesItTouches) {
   for (auto* t : {&q, &k, &v}) {
     for (Index i = 0; i < t->numel(); ++i) t->data()[i] = generator.uniform<float>(-1, 1);
   }
-  q(0, 3, 1) = kNaN;
+  q(0, 3, 1) = kNaNf;
   for (auto path : kPaths) {
     attn::AttentionOptions<float> options;
     options.mask = attn::Mask::causal();
@@ -122,7 +122,7 @@ TEST(NumericalEdges, NaNStaysInTheRowsAndSequencesItTouches) {
   attn::MultiHeadAttention<float> mha(4, 4, 6, 0.f, 2);
   mha.eval();
   Tensor<float, 3> x(q);
-  x(0, 3, 1) = kNaN;
+  x(0, 3, 1) = kNaNf;
   x(1, 3, 1) = 0.5f;
   const auto out = mha.forward(x.view());
   for (Index i = 0; i < 6; ++i) {

@@ -15,9 +15,9 @@ namespace {
 
 using attn_test::random_tensor;
 
-enum class MaskCase { none, causal, causal_ahead, matrix_with_empty_row };
+enum class BackwardMaskCase { none, causal, causal_ahead, matrix_with_empty_row };
 
-void check_kernel(MaskCase mask_case, attn::AttentionPath path, double dropout) {
+void check_kernel(BackwardMaskCase mask_case, attn::AttentionPath path, double dropout) {
   attn::Generator generator(5);
   const attn::Index T = 5, S = 7;
   auto q = random_tensor<3>({2, T, 4}, generator), k = random_tensor<3>({2, S, 4}, generator);
@@ -27,15 +27,15 @@ void check_kernel(MaskCase mask_case, attn::AttentionPath path, double dropout) 
   attn::AttentionOptions<double> options;
   options.path = path;
   switch (mask_case) {
-    case MaskCase::none:
+    case BackwardMaskCase::none:
       break;
-    case MaskCase::causal:
+    case BackwardMaskCase::causal:
       options.mask = attn::Mask::causal();
       break;
-    case MaskCase::causal_ahead:
+    case BackwardMaskCase::causal_ahead:
       options.mask = attn::Mask::causal(S - T);
       break;
-    case MaskCase::matrix_with_empty_row:
+    case BackwardMaskCase::matrix_with_empty_row:
       for (attn::Index i = 0; i < matrix.numel(); ++i) matrix.data()[i] = (i * 7) % 3 == 0;
       for (attn::Index j = 0; j < S; ++j) matrix(3, j) = true;
       options.mask = attn::Mask::matrix(matrix.view());
@@ -70,30 +70,30 @@ void check_kernel(MaskCase mask_case, attn::AttentionPath path, double dropout) 
       gradients_agree(dk.data(), numeric_gradient(k.data(), k.numel(), loss), loss_scale, "k"));
   EXPECT_TRUE(
       gradients_agree(dv.data(), numeric_gradient(v.data(), v.numel(), loss), loss_scale, "v"));
-  if (mask_case == MaskCase::matrix_with_empty_row) {
+  if (mask_case == BackwardMaskCase::matrix_with_empty_row) {
     for (attn::Index b = 0; b < 2; ++b)
       for (attn::Index d = 0; d < 4; ++d) EXPECT_EQ(dq(b, 3, d), 0.0);  // the empty query
   }
 }
 
 TEST(AttentionBackward, ReferencePathByFiniteDifferences) {
-  for (auto mask : {MaskCase::none, MaskCase::causal, MaskCase::causal_ahead,
-                    MaskCase::matrix_with_empty_row}) {
+  for (auto mask : {BackwardMaskCase::none, BackwardMaskCase::causal,
+                    BackwardMaskCase::causal_ahead, BackwardMaskCase::matrix_with_empty_row}) {
     SCOPED_TRACE(static_cast<int>(mask));
     check_kernel(mask, attn::AttentionPath::reference, 0.0);
   }
 }
 
 TEST(AttentionBackward, FusedPathByFiniteDifferences) {
-  for (auto mask : {MaskCase::none, MaskCase::causal, MaskCase::causal_ahead,
-                    MaskCase::matrix_with_empty_row}) {
+  for (auto mask : {BackwardMaskCase::none, BackwardMaskCase::causal,
+                    BackwardMaskCase::causal_ahead, BackwardMaskCase::matrix_with_empty_row}) {
     SCOPED_TRACE(static_cast<int>(mask));
     check_kernel(mask, attn::AttentionPath::fused, 0.0);
   }
 }
 
 TEST(AttentionBackward, DropoutReplaysTheForwardMask) {
-  check_kernel(MaskCase::causal, attn::AttentionPath::reference, 0.3);
+  check_kernel(BackwardMaskCase::causal, attn::AttentionPath::reference, 0.3);
 }
 
 // sum_j dk_j of each problem, (batch, D), summed in double: zero in exact arithmetic

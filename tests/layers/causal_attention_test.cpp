@@ -10,8 +10,8 @@
 namespace {
 
 template <typename Scalar>
-attn::CausalAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                         attn::Generator& generator) {
+attn::CausalAttention<Scalar> make_causal(const attn::io::SafetensorsFile& io,
+                                          attn::Generator& generator) {
   using attn_test::metadata_int;
   return attn::CausalAttention<Scalar>(metadata_int(io, "d_in"), metadata_int(io, "d_out"),
                                        metadata_int(io, "context_length"), Scalar(0.1),
@@ -21,14 +21,14 @@ attn::CausalAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
 TEST(CausalAttention, MatchesPyTorchFixtures) {
   // causal_attention_short: T 7 < context_length 10, d_in != d_out, qkv_bias, batch 3.
   for (const char* name : {"causal_attention_book", "causal_attention_short"}) {
-    attn_test::check_layer_fixture<3>(name, make_layer<float>);
+    attn_test::check_layer_fixture<3>(name, make_causal<float>);
   }
 }
 
 TEST(CausalAttention, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"causal_attention_book", "causal_attention_short"}) {
-    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 3>(name, make_causal<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_causal<double>);
   }
 }
 

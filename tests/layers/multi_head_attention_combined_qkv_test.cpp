@@ -10,8 +10,8 @@
 namespace {
 
 template <typename Scalar>
-attn::MultiHeadAttentionCombinedQKV<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                                       attn::Generator& generator) {
+attn::MultiHeadAttentionCombinedQKV<Scalar> make_combined(const attn::io::SafetensorsFile& io,
+                                                          attn::Generator& generator) {
   using attn_test::metadata_int;
   return attn::MultiHeadAttentionCombinedQKV<Scalar>(
       metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
@@ -20,7 +20,7 @@ attn::MultiHeadAttentionCombinedQKV<Scalar> make_layer(const attn::io::Safetenso
 
 TEST(MultiHeadAttentionCombinedQKV, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_combined_qkv", "mha_combined_qkv_12heads"}) {
-    attn_test::check_layer_fixture<3>(name, make_layer<float>);
+    attn_test::check_layer_fixture<3>(name, make_combined<float>);
   }
 }
 
@@ -60,8 +60,8 @@ TEST(MultiHeadAttentionCombinedQKV, StateNamesFollowTheNotebook) {
 
 TEST(MultiHeadAttentionCombinedQKV, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"mha_combined_qkv", "mha_combined_qkv_12heads"}) {
-    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 3>(name, make_combined<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_combined<double>);
   }
 }
 

@@ -10,8 +10,8 @@
 namespace {
 
 template <typename Scalar>
-attn::MultiHeadAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                            attn::Generator& generator) {
+attn::MultiHeadAttention<Scalar> make_mha(const attn::io::SafetensorsFile& io,
+                                          attn::Generator& generator) {
   using attn_test::metadata_int;
   return attn::MultiHeadAttention<Scalar>(
       metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
@@ -20,7 +20,7 @@ attn::MultiHeadAttention<Scalar> make_layer(const attn::io::SafetensorsFile& io,
 
 TEST(MultiHeadAttention, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_book", "mha_1head", "mha_12heads"}) {
-    attn_test::check_layer_fixture<3>(name, make_layer<float>);
+    attn_test::check_layer_fixture<3>(name, make_mha<float>);
   }
 }
 
@@ -30,7 +30,7 @@ TEST(MultiHeadAttention, PerHeadWeightsWithQkvBiasMatchPyTorchTo1e6) {
   const auto io = attn_test::load_io("mha_12heads");
   ASSERT_EQ(attn_test::metadata_int(io, "qkv_bias"), 1);
   attn::Generator generator(1);
-  auto mha = make_layer<float>(io, generator);
+  auto mha = make_mha<float>(io, generator);
   attn::load_state_dict(
       mha, attn::io::to_state_dict<float>(attn_test::read_fixture("mha_12heads.safetensors")));
   mha.eval();
@@ -78,8 +78,8 @@ TEST(MultiHeadAttention, BadArgumentsAreErrors) {
 
 TEST(MultiHeadAttention, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"mha_book", "mha_1head", "mha_12heads"}) {
-    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 3>(name, make_mha<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_mha<double>);
   }
 }
 

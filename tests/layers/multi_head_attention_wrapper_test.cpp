@@ -10,8 +10,8 @@
 namespace {
 
 template <typename Scalar>
-attn::MultiHeadAttentionWrapper<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                                   attn::Generator& generator) {
+attn::MultiHeadAttentionWrapper<Scalar> make_wrapper(const attn::io::SafetensorsFile& io,
+                                                     attn::Generator& generator) {
   using attn_test::metadata_int;
   return attn::MultiHeadAttentionWrapper<Scalar>(
       metadata_int(io, "d_in"), metadata_int(io, "d_out"), metadata_int(io, "context_length"),
@@ -20,7 +20,7 @@ attn::MultiHeadAttentionWrapper<Scalar> make_layer(const attn::io::SafetensorsFi
 
 TEST(MultiHeadAttentionWrapper, MatchesPyTorchFixtures) {
   for (const char* name : {"mha_wrapper_book", "mha_wrapper_exercise_3_2", "mha_wrapper_bias"}) {
-    attn_test::check_layer_fixture<3>(name, make_layer<float>);
+    attn_test::check_layer_fixture<3>(name, make_wrapper<float>);
   }
 }
 
@@ -53,8 +53,8 @@ TEST(MultiHeadAttentionWrapper, StateNamesAreNumberedHeads) {
 
 TEST(MultiHeadAttentionWrapper, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"mha_wrapper_book", "mha_wrapper_exercise_3_2", "mha_wrapper_bias"}) {
-    attn_test::check_layer_gradients<float, 3>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 3>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 3>(name, make_wrapper<float>);
+    attn_test::check_layer_gradients<double, 3>(name, make_wrapper<double>);
   }
 }
 

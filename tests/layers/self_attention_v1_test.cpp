@@ -11,8 +11,8 @@
 namespace {
 
 template <typename Scalar>
-attn::SelfAttentionV1<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                         attn::Generator& generator) {
+attn::SelfAttentionV1<Scalar> make_v1(const attn::io::SafetensorsFile& io,
+                                      attn::Generator& generator) {
   return attn::SelfAttentionV1<Scalar>(attn_test::metadata_int(io, "d_in"),
                                        attn_test::metadata_int(io, "d_out"), generator);
 }
@@ -61,14 +61,14 @@ TEST(SelfAttentionV1, BadArgumentsAreErrors) {
 
 TEST(SelfAttentionV1, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"self_attention_v1_book", "self_attention_v1_wide"}) {
-    attn_test::check_layer_gradients<float, 2>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 2>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 2>(name, make_v1<float>);
+    attn_test::check_layer_gradients<double, 2>(name, make_v1<double>);
   }
 }
 
 TEST(SelfAttentionV1, GradientCheck) {
   attn::Generator init(2), generator(3);
-  auto layer = make_layer<double>(attn_test::load_io("self_attention_v1_wide"), init);
+  auto layer = make_v1<double>(attn_test::load_io("self_attention_v1_wide"), init);
   attn_test::check_layer_by_finite_differences(
       layer, attn_test::random_tensor<2>({4, layer.d_in()}, generator));
 }

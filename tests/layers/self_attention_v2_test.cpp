@@ -10,8 +10,8 @@
 namespace {
 
 template <typename Scalar>
-attn::SelfAttentionV2<Scalar> make_layer(const attn::io::SafetensorsFile& io,
-                                         attn::Generator& generator) {
+attn::SelfAttentionV2<Scalar> make_v2(const attn::io::SafetensorsFile& io,
+                                      attn::Generator& generator) {
   return attn::SelfAttentionV2<Scalar>(attn_test::metadata_int(io, "d_in"),
                                        attn_test::metadata_int(io, "d_out"),
                                        attn_test::metadata_int(io, "qkv_bias") != 0, generator);
@@ -54,14 +54,14 @@ TEST(SelfAttentionV2, BadInputIsAnError) {
 
 TEST(SelfAttentionV2, GradientsMatchPyTorchAutograd) {
   for (const char* name : {"self_attention_v2_book", "self_attention_v2_bias"}) {
-    attn_test::check_layer_gradients<float, 2>(name, make_layer<float>);
-    attn_test::check_layer_gradients<double, 2>(name, make_layer<double>);
+    attn_test::check_layer_gradients<float, 2>(name, make_v2<float>);
+    attn_test::check_layer_gradients<double, 2>(name, make_v2<double>);
   }
 }
 
 TEST(SelfAttentionV2, GradientCheck) {
   attn::Generator init(2), generator(3);
-  auto layer = make_layer<double>(attn_test::load_io("self_attention_v2_bias"), init);
+  auto layer = make_v2<double>(attn_test::load_io("self_attention_v2_bias"), init);
   attn_test::check_layer_by_finite_differences(
       layer, attn_test::random_tensor<2>({4, layer.d_in()}, generator));
 }
