@@ -282,6 +282,7 @@ void scaled_dot_product_attention_backward(
 
 // The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
 // rank the layers use (2: one sequence, 3: a batch, 4: batch and heads), for float and double.
+// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
 #define ATTN_SDPA_INSTANTIATIONS_FOR(prefix, Scalar, Rank)                                        \
   prefix void scaled_dot_product_attention<Scalar, Rank>(                                         \
       const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
@@ -300,6 +301,7 @@ void scaled_dot_product_attention_backward(
   ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 2) \
   ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 3) \
   ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 4)
+// NOLINTEND(bugprone-macro-parentheses)
 ATTN_EXTERN_TEMPLATES(ATTN_SDPA_INSTANTIATIONS)
 
 }  // namespace attn

@@ -252,6 +252,7 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
 }
 
 // The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
 #define ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, Scalar)                         \
   prefix class Linear<Scalar>;                                                 \
   prefix void Linear<Scalar>::project<2>(const TensorView<const Scalar, 2>&,   \
@@ -265,6 +266,7 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
 #define ATTN_LINEAR_INSTANTIATIONS(prefix)      \
   ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, float) \
   ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, double)
+// NOLINTEND(bugprone-macro-parentheses)
 ATTN_EXTERN_TEMPLATES(ATTN_LINEAR_INSTANTIATIONS)
 
 }  // namespace attn

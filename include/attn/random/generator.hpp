@@ -69,10 +69,10 @@ class Generator {
 /// constructor call. One parameter type serves both, so no layer needs a constructor pair.
 class GeneratorRef {
  public:
-  GeneratorRef(Generator& generator)
-      : generator_(&generator) {}  // NOLINT(google-explicit-constructor)
-  GeneratorRef(Generator&& generator)
-      : generator_(&generator) {}  // NOLINT(google-explicit-constructor)
+  // NOLINTNEXTLINE(google-explicit-constructor): implicit on purpose, see above
+  GeneratorRef(Generator& generator) : generator_(&generator) {}
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  GeneratorRef(Generator&& generator) : generator_(&generator) {}
   Generator& get() const { return *generator_; }
 
  private:

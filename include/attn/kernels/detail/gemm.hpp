@@ -91,7 +91,7 @@ template <bool a_transposed, bool b_transposed, typename Scalar>
 void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
                    const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
   const int threads = num_threads();
-  if (!uses_cblas() || threads < 2 || m < 2 * 64) {
+  if (!uses_cblas() || threads < 2 || m < Index{2} * 64) {
     gemm<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -112,6 +112,8 @@ void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Ind
 
 // The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
 // layout of gemm, and the layouts Linear uses of parallel_gemm.
+// (prefix is `template` or `extern template` and Scalar a type: neither can be parenthesised.)
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ATTN_GEMM_INSTANTIATION(prefix, name, ta, tb, Scalar)                         \
   prefix void name<ta, tb, Scalar>(Index, Index, Index, Scalar, const Scalar*, Index, \
                                    const Scalar*, Index, Scalar, Scalar*, Index);
@@ -126,6 +128,7 @@ void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Ind
 #define ATTN_GEMM_INSTANTIATIONS(prefix)      \
   ATTN_GEMM_INSTANTIATIONS_FOR(prefix, float) \
   ATTN_GEMM_INSTANTIATIONS_FOR(prefix, double)
+// NOLINTEND(bugprone-macro-parentheses)
 ATTN_EXTERN_TEMPLATES(ATTN_GEMM_INSTANTIATIONS)
 
 }  // namespace attn::detail
