@@ -3,41 +3,21 @@ section 3.6.2) after torch.manual_seed(123), its state_dict saved as safetensors
 
     /usr/bin/python3 attn/python/save_book_mha.py mha.safetensors
 
-The class is the book's, as written in the chapter; attn's MultiHeadAttention has the same
-parameter names (W_query.weight, ..., out_proj.bias, and the buffer mask), so the file loads by
-name with attn::io::load_safetensors. tests/fixtures/mha_book.safetensors holds the same tensors.
+The class is the book's, as tests/fixtures/generate.py writes it for the fixtures; attn's
+MultiHeadAttention has the same parameter names (W_query.weight, ..., out_proj.bias, and the
+buffer mask), so the file loads by name with attn::io::load_safetensors.
+tests/fixtures/mha_book.safetensors is the same file, byte for byte.
 """
 import os
 import sys
 
 import torch
-import torch.nn as nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
 from attn_safetensors import save_file  # noqa: E402
-
-
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
-        super().__init__()
-        assert d_out % num_heads == 0, "d_out must be divisible by num_heads"
-        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(dropout)
-        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
-
-    def forward(self, x):
-        b, num_tokens, _ = x.shape
-        split = lambda t: t.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        queries, keys, values = split(self.W_query(x)), split(self.W_key(x)), split(self.W_value(x))
-        attn_scores = queries @ keys.transpose(2, 3)
-        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
-        attn_weights = self.dropout(torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1))
-        context_vec = (attn_weights @ values).transpose(1, 2).contiguous()
-        return self.out_proj(context_vec.view(b, num_tokens, self.d_out))
+from generate import MultiHeadAttention  # noqa: E402  (the book's class, as the fixtures use it)
 
 
 if __name__ == "__main__":

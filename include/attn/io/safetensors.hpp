@@ -379,7 +379,7 @@ inline void check_causal_mask(const SafetensorsTensor& tensor, const std::vector
   for (std::size_t i = 0;
        i < tensor.bytes.size() / static_cast<std::size_t>(dtype_size(tensor.dtype)); ++i) {
     const Index row = static_cast<Index>(i) / shape[1], col = static_cast<Index>(i) % shape[1];
-    const int expected = col > row ? 1 : 0;
+    const int expected = attn::detail::causal_mask_value<int>(shape, static_cast<Index>(i));
     const Element e = element(tensor.dtype, tensor.bytes.data(), i);
     const bool equal = e.floating
                            ? e.real == expected

@@ -33,10 +33,9 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
   Index out_features() const { return weight_.size(1); }
   Tensor<Scalar, 2>& weight() { return weight_; }
 
-  /// x (T, d_in) -> x W (T, d_out). x may have any strides (see Linear::forward).
+  /// x (T, d_in) -> x W (T, d_out). SeparateProjections hands it a view it can read by rows.
   Tensor<Scalar, 2> forward(const TensorView<const Scalar, 2>& x) const {
-    if (!rows_mappable(x)) return forward(Tensor<Scalar, 2>(x).view());
-    const auto X = as_matrix(x);
+    const auto X = as_matrix(x);  // checks the layout gemm needs
     auto y = Tensor<Scalar, 2>::uninitialized({x.size(0), out_features()});
     gemm<false, false>(X.rows(), out_features(), in_features(), Scalar(1), X.data(),
                        X.outerStride(), weight_.data(), out_features(), Scalar(0), y.data(),
