@@ -19,6 +19,7 @@
 #include "attn/config.hpp"
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
+#include "attn/kernels/detail/tile_gemm.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/softmax.hpp"
 #include "attn/tensor/eigen_interop.hpp"
@@ -26,10 +27,48 @@
 
 namespace attn::detail {
 
-/// Tile sizes: Bq queries by Bk keys. 128 x 256 float scores (128 KiB) plus a 256-key slice of K
-/// and V stay in a 1-2 MiB L2 cache while the tile products run on them.
+/// Tile sizes: Bq queries by Bk keys. The 512 x 128 float scores of a tile (256 KiB) and the
+/// keys and values they multiply stay in a 1-4 MiB L2 cache while the tile products run on them.
 inline constexpr Index fused_query_tile = 128;
-inline constexpr Index fused_key_tile = 256;
+inline constexpr Index fused_key_tile = 512;
+
+/// How the fused kernels split their work: a task is one (batch, head) with every `groups`-th
+/// query tile of it, so that the keys and values it packs serve several tiles, and there are
+/// still at least two tasks per thread when the leading positions are few (B = H = 1).
+struct FusedTasks {
+  Index count, query_tiles, groups;
+  FusedTasks(Index leading, Index T, int threads)
+      : count(leading),
+        query_tiles((T + fused_query_tile - 1) / fused_query_tile),
+        groups(std::clamp<Index>((Index{2} * threads + leading - 1) / std::max<Index>(leading, 1),
+                                 1, std::max<Index>(query_tiles, 1))) {}
+  Index size() const { return count * groups; }
+  /// The task's last (largest) query tile; its others are every groups-th tile below it.
+  Index last_tile(Index task) const {
+    const Index group = task % groups;
+    return group + (query_tiles - 1 - group) / groups * groups;
+  }
+};
+
+/// dst = rows [first, first + count) of src, dst contiguous. The rows of a head in a
+/// (B, T, 3 d_out) projection are kilobytes apart, a new page each, which the hardware
+/// prefetchers do not follow: asking for the rows a few ahead keeps the copy from waiting on
+/// memory for every row.
+template <typename Source, typename Scalar>
+void copy_rows(const Source& src, Index first, Index count, Scalar* dst) {
+  constexpr Index ahead = 8;
+  const Index cols = src.cols();
+  for (Index i = 0; i < count; ++i) {
+#if defined(__GNUC__)
+    if (i + ahead < count) {
+      const Scalar* next = src.data() + (first + i + ahead) * src.outerStride();
+      for (Index c = 0; c < cols; c += Index{64} / Index{sizeof(Scalar)})
+        __builtin_prefetch(next + c);
+    }
+#endif
+    Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>(dst + i * cols, cols) = src.row(first + i);
+  }
+}
 
 /// out = softmax(mask(scale * q k^T)) v per leading position, tile by tile.
 /// @param lse optional, contiguous (leading..., T): each query row's log-sum-exp of its scaled,
@@ -39,75 +78,94 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
                      const TensorView<const Scalar, Rank>& k,
                      const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
                      Scalar scale, const Mask& mask, Scalar* lse) {
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
-  using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
+  using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
   const Index D = q.shape()[Rank - 1];
   const Index Dv = v.shape()[Rank - 1];
-  const Index count = leading_count<Rank>(q.shape());
-  const Index query_tiles = (T + fused_query_tile - 1) / fused_query_tile;
-  const Index tasks = count * query_tiles;
+  const FusedTasks tasks(leading_count<Rank>(q.shape()), T, num_threads());
+  if (T == 0) return;
 
-  ATTN_OMP(parallel num_threads(tasks < 2 ? 1 : num_threads())) {
-    RowMatrix<Scalar> scores(fused_query_tile, fused_key_tile);
+  ATTN_OMP(parallel num_threads(tasks.size() < 2 ? 1 : num_threads())) {
+    // The scores are held transposed, keys by queries: a row is one key's scores for every
+    // query of the tile, so the online softmax's per-query maximum, exp and sum run along
+    // contiguous rows, and the score product broadcasts K's elements against the tile's Q^T
+    // (tile_gemm.hpp). Each task first copies the keys and values it needs to contiguous
+    // buffers: in a (B, T, 3 d_out) projection their rows are kilobytes apart, a page each,
+    // and the products would stall on TLB and cache misses reading them in place.
+    RowMatrix<Scalar> scores_t(fused_key_tile, fused_query_tile);
+    RowMatrix<Scalar> queries(fused_query_tile, D), queries_t(D, fused_query_tile);
+    RowMatrix<Scalar> keys, values;  // sized by the first task: (S, D), (S, Dv)
     RowMatrix<Scalar> acc(fused_query_tile, Dv);
-    Vector row_max(fused_query_tile), row_sum(fused_query_tile);
-    Array new_max(fused_query_tile), shift(fused_query_tile), rescale(fused_query_tile);
+    RowArray row_max(fused_query_tile), row_sum(fused_query_tile), new_max(fused_query_tile),
+        shift(fused_query_tile), rescale(fused_query_tile);
 
-    // With a causal mask later query tiles see more keys; handing them out first (dynamic
-    // schedule) keeps both threads busy until the end.
     ATTN_OMP(for schedule(dynamic, 1))
-    for (Index task = 0; task < tasks; ++task) {
-      const Index n = task % count;
-      const Index q0 = (query_tiles - 1 - task / count) * fused_query_tile;
-      const Index rows = std::min(fused_query_tile, T - q0);
+    for (Index task = 0; task < tasks.size(); ++task) {
+      const Index n = task / tasks.groups;
       const auto Q = as_matrix(leading_matrix(q, n));
       const auto K = as_matrix(leading_matrix(k, n));
       const auto V = as_matrix(leading_matrix(v, n));
-      auto O = as_matrix(leading_matrix(out, n)).middleRows(q0, rows);
-      const Scalar* q_tile = Q.data() + q0 * Q.outerStride();
+      const Index last = tasks.last_tile(task);
+      const Index last_q0 = last * fused_query_tile;
+      const Index packed = mask.key_end(last_q0, std::min(fused_query_tile, T - last_q0), S);
+      keys.resize(S, D);
+      values.resize(S, Dv);
+      copy_rows(K, 0, packed, keys.data());
+      copy_rows(V, 0, packed, values.data());
 
-      auto m = row_max.head(rows);
-      auto l = row_sum.head(rows);
-      auto a = acc.topRows(rows);
-      m.setConstant(minus_inf);
-      l.setZero();
-      a.setZero();
-      const Index key_end = mask.key_end(q0, rows, S);
-      for (Index k0 = 0; k0 < key_end; k0 += fused_key_tile) {
-        const Index cols = std::min(fused_key_tile, key_end - k0);
-        auto s = scores.topLeftCorner(rows, cols);
-        // Scores of this tile, masked only where the tile crosses the mask.
-        gemm<false, true>(rows, cols, D, scale, q_tile, Q.outerStride(),
-                          K.data() + k0 * K.outerStride(), K.outerStride(), Scalar(0),
-                          scores.data(), fused_key_tile);
-        if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(s, q0, k0);
-        // Online softmax update. A row that has seen only masked keys keeps m = -inf; shifting
-        // it by 0 instead of -inf keeps its weights at exactly 0 rather than NaN. (Its rescale
-        // factor exp(-inf) may come out tiny rather than 0: it multiplies l = 0 and acc = 0.)
-        new_max.head(rows) = m.array().max(s.rowwise().maxCoeff().array());
-        shift.head(rows) = (new_max.head(rows) == minus_inf).select(Scalar(0), new_max.head(rows));
-        rescale.head(rows) = (m.array() - shift.head(rows)).exp();
-        for (Index i = 0; i < rows; ++i) {          // row by row: contiguous, so exp vectorises
-          exp_shifted_inplace(s.row(i), shift(i));  // masked scores -inf -> exactly 0
-          l(i) = l(i) * rescale(i) + s.row(i).sum();
-          a.row(i) *= rescale(i);
+      // With a causal mask later query tiles see more keys: the largest goes first.
+      for (Index tile = last; tile >= 0; tile -= tasks.groups) {
+        const Index q0 = tile * fused_query_tile;
+        const Index rows = std::min(fused_query_tile, T - q0);
+        copy_rows(Q, q0, rows, queries.data());
+        queries_t.leftCols(rows) = queries.topRows(rows).transpose();
+        auto m = row_max.head(rows);
+        auto l = row_sum.head(rows);
+        auto a = acc.topRows(rows);
+        m.setConstant(minus_inf);
+        l.setZero();
+        a.setZero();
+        const Index key_end = mask.key_end(q0, rows, S);
+        for (Index k0 = 0; k0 < key_end; k0 += fused_key_tile) {
+          const Index cols = std::min(fused_key_tile, key_end - k0);
+          auto s_t = scores_t.topLeftCorner(cols, rows);
+          // Scores of this tile, (keys, queries), masked only where the tile crosses the mask.
+          tile_gemm(cols, rows, D, scale, keys.data() + k0 * D, D, Index{1}, queries_t.data(),
+                    fused_query_tile, false, scores_t.data(), fused_query_tile);
+          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(s_t, q0, k0);
+          // Online softmax update. A query that has seen only masked keys keeps m = -inf;
+          // shifting it by 0 instead of -inf keeps its weights at exactly 0 rather than NaN.
+          // (Its rescale factor exp(-inf) may come out tiny rather than 0: it multiplies
+          // l = 0 and acc = 0.)
+          auto m_new = new_max.head(rows);
+          auto shifted_by = shift.head(rows);
+          auto factor = rescale.head(rows);
+          m_new = m;
+          for (Index j = 0; j < cols; ++j) m_new = m_new.max(s_t.row(j).array());
+          shifted_by = (m_new == minus_inf).select(Scalar(0), m_new);
+          factor = (m - shifted_by).exp();
+          l *= factor;
+          for (Index j = 0; j < cols; ++j) {
+            exp_shifted_inplace(s_t.row(j), shifted_by);  // masked scores -inf -> exactly 0
+            l += s_t.row(j).array();
+          }
+          a.array().colwise() *= factor.transpose();
+          // acc += P v, P read transposed from the (keys, queries) tile.
+          tile_gemm(rows, Dv, cols, Scalar(1), scores_t.data(), Index{1}, fused_query_tile,
+                    values.data() + k0 * Dv, Dv, true, acc.data(), Dv);
+          m = m_new;
         }
-        gemm<false, false>(rows, Dv, cols, Scalar(1), scores.data(), fused_key_tile,
-                           V.data() + k0 * V.outerStride(), V.outerStride(), Scalar(1), acc.data(),
-                           Dv);
-        m = new_max.head(rows).matrix();
-      }
-      // Normalise. A row that saw only masked keys still has m = -inf and l = 0: test m.
-      auto inverse = rescale.head(rows);
-      const auto seen = m.array() > minus_inf;
-      inverse = seen.select(l.array().inverse(), Scalar(0));
-      O = (a.array().colwise() * inverse).matrix();
-      if (lse != nullptr) {
-        Eigen::Map<Vector>(lse + n * T + q0, rows) =
-            seen.select(m.array() + l.array().log(), minus_inf).matrix();
+        // Normalise. A query that saw only masked keys still has m = -inf and l = 0: test m.
+        auto inverse = rescale.head(rows);
+        const auto seen = m > minus_inf;
+        inverse = seen.select(l.inverse(), Scalar(0));
+        as_matrix(leading_matrix(out, n)).middleRows(q0, rows) =
+            (a.array().colwise() * inverse.transpose()).matrix();
+        if (lse != nullptr) {
+          Eigen::Map<RowArray>(lse + n * T + q0, rows) = seen.select(m + l.log(), minus_inf);
+        }
       }
     }
   }

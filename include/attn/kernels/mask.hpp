@@ -78,6 +78,24 @@ class Mask {
     }
   }
 
+  /// The same for a transposed block, keys by queries: element (j, i) is (key col0 + j, query
+  /// row0 + i). A causal mask hides a contiguous head of each key's row of queries.
+  template <typename Derived>
+  void apply_transposed(Eigen::MatrixBase<Derived>& scores_t, Index row0 = 0,
+                        Index col0 = 0) const {
+    using Scalar = typename Derived::Scalar;
+    if (kind_ == Kind::causal) {
+      // Query row0 + i sees key col0 + j when col0 + j <= row0 + i + offset.
+      for (Index j = 0; j < scores_t.rows(); ++j) {
+        const Index hidden =
+            std::clamp<Index>(col0 + j - causal_offset_ - row0, 0, scores_t.cols());
+        scores_t.row(j).head(hidden).setConstant(-std::numeric_limits<Scalar>::infinity());
+      }
+    } else {
+      auto scores = scores_t.transpose();
+      apply(scores, row0, col0);
+    }
+  }
   /// True when no key in [col0, col0 + cols) is masked for any query in [row0, row0 + rows):
   /// the fused kernel skips masking such tiles.
   bool tile_is_unmasked(Index row0, Index col0, Index cols) const {

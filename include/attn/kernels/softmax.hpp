@@ -22,9 +22,10 @@ namespace detail {
 /// vectorised exp clamps its argument (to about -88 in float, -709 in double), so a masked
 /// logit, -inf, would get the weight 2.9e-39 (5.6e-309 in double) instead of 0. The factor
 /// clamp(x - lowest, 0, 1) is 0 for x = -inf, 1 for every finite x and NaN for NaN; it keeps the
-/// whole expression vectorised, which a select() would not in Eigen 3.4.
-template <typename Row>
-void exp_shifted_inplace(Row&& row, typename std::decay_t<Row>::Scalar shift) {
+/// whole expression vectorised, which a select() would not in Eigen 3.4. `shift` is one value
+/// for the whole row, or an array of the row's shape with one value per element.
+template <typename Row, typename Shift>
+void exp_shifted_inplace(Row&& row, const Shift& shift) {
   using Scalar = typename std::decay_t<Row>::Scalar;
   constexpr Scalar lowest = std::numeric_limits<Scalar>::lowest();
   const auto x = row.array() - shift;
