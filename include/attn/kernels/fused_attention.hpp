@@ -173,9 +173,11 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
 
 /// Backward of fused_attention, recomputing the weights tile by tile from the saved per-row
 /// log-sum-exp (FlashAttention-2's backward, Dao 2023): P = exp(scale q k^T - lse) needs no
-/// softmax sums, and rowsum(dP * P) equals rowsum(dout * out), computed once per row. Memory
-/// stays O(T * D) per thread. Each task owns one (batch, head), so its dq, dk and dv are
-/// written without races. Writes (does not accumulate) grad_q, grad_k, grad_v.
+/// softmax sums, and rowsum(dP * P) equals rowsum(dout * out), computed once per row. Each task
+/// owns one (batch, head), so its dq, dk and dv are written without races; it copies q, k, v and
+/// dout of its head to contiguous buffers once (q and dout also transposed), O((T + S) * D) per
+/// thread, and all six tile products run through tile_gemm on tiles held keys by queries, as in
+/// the forward. Writes (does not accumulate) grad_q, grad_k, grad_v.
 template <typename Scalar, int Rank>
 void fused_attention_backward(
     const TensorView<const Scalar, Rank>& q, const TensorView<const Scalar, Rank>& k,
@@ -183,6 +185,7 @@ void fused_attention_backward(
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
     const Mask& mask, const Scalar* lse) {
+  using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
@@ -192,66 +195,67 @@ void fused_attention_backward(
   constexpr Index Bq = fused_query_tile, Bk = fused_key_tile;
 
   ATTN_OMP(parallel num_threads(count < 2 ? 1 : num_threads())) {
-    RowMatrix<Scalar> probabilities(Bq, Bk), grad_scores(Bq, Bk);
-    Eigen::Matrix<Scalar, Eigen::Dynamic, 1> row_dot(T);
+    // Tiles keys by queries: (j, i) is key k0 + j, query q0 + i.
+    RowMatrix<Scalar> probabilities_t(Bk, Bq), grad_scores_t(Bk, Bq);
+    RowMatrix<Scalar> queries(T, D), queries_t(D, T), grads(T, Dv), grads_t(Dv, T);
+    RowMatrix<Scalar> keys(S, D), values(S, Dv);  // grads: dout, (T, Dv)
+    RowMatrix<Scalar> dq(T, D), dk(Bk, D), dv(Bk, Dv);
+    // Per query: rowsum(dout * out), and the shift that turns scores into probabilities, lse,
+    // or +inf for a query whose keys are all masked (so that its probabilities come out 0).
+    RowArray row_dot(T), shift(T);
     ATTN_OMP(for schedule(dynamic, 1))
     for (Index n = 0; n < count; ++n) {
-      const auto Q = as_matrix(leading_matrix(q, n));
-      const auto K = as_matrix(leading_matrix(k, n));
-      const auto V = as_matrix(leading_matrix(v, n));
       const auto O = as_matrix(leading_matrix(out, n));
       const auto dO = as_matrix(leading_matrix(grad_out, n));
-      auto dQ = as_matrix(leading_matrix(grad_q, n));
-      auto dK = as_matrix(leading_matrix(grad_k, n));
-      auto dV = as_matrix(leading_matrix(grad_v, n));
-      dQ.setZero();
-      dK.setZero();
-      dV.setZero();
-      const Scalar* row_lse = lse + n * T;
-      // rowsum(dP * P) = rowsum(dout * out): the softmax backward's per-row term.
-      for (Index i = 0; i < T; ++i) row_dot(i) = dO.row(i).dot(O.row(i));
+      copy_rows(as_matrix(leading_matrix(q, n)), 0, T, queries.data());
+      copy_rows(as_matrix(leading_matrix(k, n)), 0, S, keys.data());
+      copy_rows(as_matrix(leading_matrix(v, n)), 0, S, values.data());
+      copy_rows(dO, 0, T, grads.data());
+      queries_t = queries.transpose();
+      grads_t = grads.transpose();
+      for (Index i = 0; i < T; ++i) {
+        row_dot(i) = dO.row(i).dot(O.row(i));  // rowsum(dP * P) = rowsum(dout * out)
+        const Scalar row_lse = lse[n * T + i];
+        shift(i) = row_lse == minus_inf ? std::numeric_limits<Scalar>::infinity() : row_lse;
+      }
+      dq.setZero();
 
       for (Index k0 = 0; k0 < S; k0 += Bk) {
         const Index cols = std::min(Bk, S - k0);
-        const Scalar* k_tile = K.data() + k0 * K.outerStride();
-        const Scalar* v_tile = V.data() + k0 * V.outerStride();
-        Scalar* dk_tile = dK.data() + k0 * dK.outerStride();
-        Scalar* dv_tile = dV.data() + k0 * dV.outerStride();
+        const Scalar* k_tile = keys.data() + k0 * D;
+        const Scalar* v_tile = values.data() + k0 * Dv;
+        dk.topRows(cols).setZero();
+        dv.topRows(cols).setZero();
         for (Index q0 = 0; q0 < T; q0 += Bq) {
           const Index rows = std::min(Bq, T - q0);
           if (mask.key_end(q0, rows, S) <= k0) continue;  // every key of this tile is masked
-          const Scalar* q_tile = Q.data() + q0 * Q.outerStride();
-          const Scalar* do_tile = dO.data() + q0 * dO.outerStride();
-          auto p = probabilities.topLeftCorner(rows, cols);
-          auto ds = grad_scores.topLeftCorner(rows, cols);
+          auto p_t = probabilities_t.topLeftCorner(cols, rows);
+          auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
           // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-          gemm<false, true>(rows, cols, D, scale, q_tile, Q.outerStride(), k_tile, K.outerStride(),
-                            Scalar(0), probabilities.data(), Bk);
-          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply(p, q0, k0);
-          for (Index i = 0; i < rows; ++i) {
-            const Scalar shift = row_lse[q0 + i];
-            if (shift == minus_inf) {
-              p.row(i).setZero();  // a fully masked query has no gradient
-            } else {
-              exp_shifted_inplace(p.row(i), shift);
-            }
-          }
+          tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0, T, false,
+                    probabilities_t.data(), Bq);
+          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(p_t, q0, k0);
+          for (Index j = 0; j < cols; ++j) exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
           // 5. out = P v        ->  dv += P^T dout,  dP = dout v^T
-          gemm<true, false>(cols, Dv, rows, Scalar(1), probabilities.data(), Bk, do_tile,
-                            dO.outerStride(), Scalar(1), dv_tile, dV.outerStride());
-          gemm<false, true>(rows, cols, Dv, Scalar(1), do_tile, dO.outerStride(), v_tile,
-                            V.outerStride(), Scalar(0), grad_scores.data(), Bk);
+          tile_gemm(cols, Dv, rows, Scalar(1), probabilities_t.data(), Bq, Index{1},
+                    grads.data() + q0 * Dv, Dv, true, dv.data(), Dv);
+          tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0, T, false,
+                    grad_scores_t.data(), Bq);
           // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
-          for (Index i = 0; i < rows; ++i) {
-            ds.row(i) = (p.row(i).array() * (ds.row(i).array() - row_dot(q0 + i))).matrix();
+          for (Index j = 0; j < cols; ++j) {
+            ds_t.row(j).array() =
+                p_t.row(j).array() * (ds_t.row(j).array() - row_dot.segment(q0, rows));
           }
           // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
-          gemm<false, false>(rows, D, cols, scale, grad_scores.data(), Bk, k_tile, K.outerStride(),
-                             Scalar(1), dQ.data() + q0 * dQ.outerStride(), dQ.outerStride());
-          gemm<true, false>(cols, D, rows, scale, grad_scores.data(), Bk, q_tile, Q.outerStride(),
-                            Scalar(1), dk_tile, dK.outerStride());
+          tile_gemm(rows, D, cols, scale, grad_scores_t.data(), Index{1}, Bq, k_tile, D, true,
+                    dq.data() + q0 * D, D);
+          tile_gemm(cols, D, rows, scale, grad_scores_t.data(), Bq, Index{1},
+                    queries.data() + q0 * D, D, true, dk.data(), D);
         }
+        as_matrix(leading_matrix(grad_k, n)).middleRows(k0, cols) = dk.topRows(cols);
+        as_matrix(leading_matrix(grad_v, n)).middleRows(k0, cols) = dv.topRows(cols);
       }
+      as_matrix(leading_matrix(grad_q, n)) = dq;
     }
   }
 }

@@ -3,17 +3,20 @@
 #ifndef ATTN_TENSOR_TENSOR_HPP
 #define ATTN_TENSOR_TENSOR_HPP
 
+#include <algorithm>
 #include <initializer_list>
 #include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/tensor/buffer_pool.hpp"
 #include "attn/tensor/shape.hpp"
 #include "attn/tensor/tensor_view.hpp"
 
 namespace attn {
 
-/// An owning, contiguous, row-major tensor. Storage is an Eigen vector, so it is aligned for
-/// Eigen's vectorised kernels. Elements start at zero.
+/// An owning, contiguous, row-major tensor. Its storage is 64-byte aligned, for Eigen's
+/// vectorised kernels, and large buffers come from attn's buffer pool (buffer_pool.hpp).
+/// Elements start at zero.
 template <typename Scalar, int Rank>
 class Tensor {
   static_assert(!std::is_const_v<Scalar>, "Tensor owns its elements; use a mutable Scalar type.");
@@ -31,7 +34,8 @@ class Tensor {
   /// A tensor filled with `value`. @throws ShapeError if an extent is negative.
   Tensor(const Shape<Rank>& shape, Scalar value) : shape_(shape) {
     detail::check_extents(shape_, "Tensor");
-    storage_.setConstant(attn::numel(shape_), value);
+    storage_ = detail::Buffer<Scalar>(attn::numel(shape_));
+    fill(value);
   }
 
   /// A tensor whose elements are left unset, for outputs that a kernel overwrites entirely:
@@ -41,7 +45,7 @@ class Tensor {
     Tensor tensor;
     detail::check_extents(shape, "Tensor");
     tensor.shape_ = shape;
-    tensor.storage_.resize(attn::numel(shape));
+    tensor.storage_ = detail::Buffer<Scalar>(attn::numel(shape));
     return tensor;
   }
 
@@ -53,7 +57,7 @@ class Tensor {
                                       " elements but ", values.size(), " values were given"));
     }
     Index i = 0;
-    for (Scalar value : values) storage_[i++] = value;
+    for (Scalar value : values) data()[i++] = value;
   }
 
   /// A contiguous copy of any view of the same rank (its strides may be anything).
@@ -94,7 +98,7 @@ class Tensor {
     return view().at(indices...);
   }
 
-  void fill(Scalar value) { storage_.setConstant(value); }
+  void fill(Scalar value) { std::fill_n(data(), numel(), value); }
 
   /// Element-wise sum with a tensor of the same shape (how gradients from several paths add).
   /// @throws ShapeError if the shapes differ.
@@ -103,7 +107,8 @@ class Tensor {
       throw ShapeError(detail::concat("Tensor::operator+=: shape ", to_string(other.shape_),
                                       " does not match ", to_string(shape_)));
     }
-    storage_ += other.storage_;
+    using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+    Eigen::Map<Vector>(data(), numel()) += Eigen::Map<const Vector>(other.data(), numel());
     return *this;
   }
 
@@ -112,7 +117,7 @@ class Tensor {
     for (Index i = 0; i < source.shape()[dim]; ++i) {
       const Index at = offset + i * source.strides()[dim];
       if (dim + 1 == Rank) {
-        storage_[flat++] = source.data()[at];
+        data()[flat++] = source.data()[at];
       } else {
         copy_from(source, dim + 1, at, flat);
       }
@@ -120,7 +125,7 @@ class Tensor {
   }
 
   Shape<Rank> shape_{};
-  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> storage_;
+  detail::Buffer<Scalar> storage_;
 };
 
 namespace detail {
