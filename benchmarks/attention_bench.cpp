@@ -6,10 +6,17 @@
 // Arguments: batch, tokens, threads. d_in = d_out = 768 and 12 heads (GPT-2 small).
 // GFLOP/s counts the useful work: the projections plus the attention products with the masked
 // half skipped, 2 * 2 * B * H * D * T(T+1)/2, for every variant alike (51.5 GFLOP at B 8, T 1024).
+//
+// Beside them, the machine's sgemm rate as this build reaches it, the yardstick for the rates
+// above: a square float product through Eigen's own threaded product (BM_Sgemm) and through
+// attn's row-split parallel_gemm (BM_Sgemm_Attn), 2 N^3 FLOP each.
 #include <sys/resource.h>
+
+#include <cstdint>
 
 #include <benchmark/benchmark.h>
 #include <attn/attn.hpp>
+#include <attn/kernels/detail/gemm.hpp>
 
 namespace {
 
@@ -92,8 +99,53 @@ void BM_MHA_Fused_LongContext(benchmark::State& state) {
   BM_MHA_Fused(state);
 }
 
+attn::RowMatrix<float> random_matrix(attn::Index rows, attn::Index cols, std::uint64_t seed) {
+  attn::RowMatrix<float> m(rows, cols);
+  attn::Generator generator(seed);
+  for (attn::Index i = 0; i < m.size(); ++i) m.data()[i] = generator.uniform<float>(-1, 1);
+  return m;
+}
+
+// Arguments: N, threads. C = A B with A, B, C row-major (N, N) float.
+template <typename Product>
+void sgemm(benchmark::State& state, Product product) {
+  const attn::Index n = state.range(0);
+  attn::set_num_threads(static_cast<int>(state.range(1)));  // Eigen::setNbThreads too
+  const auto a = random_matrix(n, n, 1), b = random_matrix(n, n, 2);
+  attn::RowMatrix<float> c(n, n);
+  for (auto _ : state) {
+    product(a, b, c);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double size = static_cast<double>(n);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * size * size * size * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = static_cast<double>(state.range(1));
+}
+
+void BM_Sgemm(benchmark::State& state) {
+  sgemm(state, [](const auto& a, const auto& b, auto& c) { c.noalias() = a * b; });
+}
+
+void BM_Sgemm_Attn(benchmark::State& state) {
+  sgemm(state, [](const auto& a, const auto& b, auto& c) {
+    attn::detail::parallel_gemm<false, false>(a.rows(), b.cols(), a.cols(), 1.0f, a.data(),
+                                              a.cols(), b.data(), b.cols(), 0.0f, c.data(),
+                                              c.cols());
+  });
+}
+
+void sgemm_sizes(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"N", "threads"});
+  for (int threads : {1, 2}) bench->Args({1024, threads});
+  bench->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
+}
+
 }  // namespace
 
+BENCHMARK(BM_Sgemm)->Apply(sgemm_sizes);
+BENCHMARK(BM_Sgemm_Attn)->Apply(sgemm_sizes);
 BENCHMARK(BM_MHA_Wrapper_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_CombinedQKV_Reference)->Apply(sizes);
@@ -103,4 +155,5 @@ BENCHMARK(BM_MHA_Fused_LongContext)
     ->Args({1, 32768, 2})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();

@@ -96,4 +96,5 @@ BENCHMARK(BM_MHA_ForwardBackward_Fused_LongContext)
     ->Args({1, 32768, 2})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
