@@ -14,12 +14,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "attn/config.hpp"
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/detail/tile_gemm.hpp"
+#include "attn/kernels/dropout.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/softmax.hpp"
 #include "attn/tensor/eigen_interop.hpp"
@@ -70,14 +73,16 @@ void copy_rows(const Source& src, Index first, Index count, Scalar* dst) {
   }
 }
 
-/// out = softmax(mask(scale * q k^T)) v per leading position, tile by tile.
+/// out = dropout(softmax(mask(scale * q k^T))) v per leading position, tile by tile.
+/// @param dropout optional: the positional dropout mask of this forward (training), else null.
 /// @param lse optional, contiguous (leading..., T): each query row's log-sum-exp of its scaled,
 ///            masked scores (-inf for a fully masked row), for a backward pass to recompute from.
 template <typename Scalar, int Rank>
 void fused_attention(const TensorView<const Scalar, Rank>& q,
                      const TensorView<const Scalar, Rank>& k,
                      const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
-                     Scalar scale, const Mask& mask, Scalar* lse) {
+                     Scalar scale, const Mask& mask, const PositionalDropout<Scalar>* dropout,
+                     Scalar* lse) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
@@ -99,7 +104,8 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
     RowMatrix<Scalar> keys, values;  // sized by the first task: (S, D), (S, Dv)
     RowMatrix<Scalar> acc(fused_query_tile, Dv);
     RowArray row_max(fused_query_tile), row_sum(fused_query_tile), new_max(fused_query_tile),
-        shift(fused_query_tile), rescale(fused_query_tile);
+        shift(fused_query_tile), rescale(fused_query_tile), keep(fused_query_tile);
+    std::uint32_t key_low[fused_query_tile], key_high[fused_query_tile];  // dropout's row keys
 
     ATTN_OMP(for schedule(dynamic, 1))
     for (Index task = 0; task < tasks.size(); ++task) {
@@ -121,6 +127,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
         const Index rows = std::min(fused_query_tile, T - q0);
         copy_rows(Q, q0, rows, queries.data());
         queries_t.leftCols(rows) = queries.topRows(rows).transpose();
+        if (dropout != nullptr) dropout->row_keys(n, q0, rows, key_low, key_high);
         auto m = row_max.head(rows);
         auto l = row_sum.head(rows);
         auto a = acc.topRows(rows);
@@ -149,7 +156,11 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
           l *= factor;
           for (Index j = 0; j < cols; ++j) {
             exp_shifted_inplace(s_t.row(j), shifted_by);  // masked scores -inf -> exactly 0
-            l += s_t.row(j).array();
+            l += s_t.row(j).array();                      // the softmax's sum, before dropout
+            if (dropout != nullptr) {                     // 4. dropout on the weights
+              dropout->multipliers(k0 + j, rows, key_low, key_high, keep.data());
+              s_t.row(j).array() *= keep.head(rows);
+            }
           }
           a.array().colwise() *= factor.transpose();
           // acc += P v, P read transposed from the (keys, queries) tile.
@@ -184,7 +195,7 @@ void fused_attention_backward(
     const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
-    const Mask& mask, const Scalar* lse) {
+    const Mask& mask, const PositionalDropout<Scalar>* dropout, const Scalar* lse) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
@@ -203,6 +214,16 @@ void fused_attention_backward(
     // Per query: rowsum(dout * out), and the shift that turns scores into probabilities, lse,
     // or +inf for a query whose keys are all masked (so that its probabilities come out 0).
     RowArray row_dot(T), shift(T);
+    // With dropout: the mask's multipliers (0 or 1 / (1 - p)) of a tile, the dropped weights,
+    // and each query's dropout key.
+    RowMatrix<Scalar> keep_t, dropped_t;
+    std::vector<std::uint32_t> key_low, key_high;
+    if (dropout != nullptr) {
+      keep_t.resize(Bk, Bq);
+      dropped_t.resize(Bk, Bq);
+      key_low.resize(static_cast<std::size_t>(T));
+      key_high.resize(static_cast<std::size_t>(T));
+    }
     ATTN_OMP(for schedule(dynamic, 1))
     for (Index n = 0; n < count; ++n) {
       const auto O = as_matrix(leading_matrix(out, n));
@@ -219,6 +240,7 @@ void fused_attention_backward(
         shift(i) = row_lse == minus_inf ? std::numeric_limits<Scalar>::infinity() : row_lse;
       }
       dq.setZero();
+      if (dropout != nullptr) dropout->row_keys(n, 0, T, key_low.data(), key_high.data());
 
       for (Index k0 = 0; k0 < S; k0 += Bk) {
         const Index cols = std::min(Bk, S - k0);
@@ -236,11 +258,24 @@ void fused_attention_backward(
                     probabilities_t.data(), Bq);
           if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(p_t, q0, k0);
           for (Index j = 0; j < cols; ++j) exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
-          // 5. out = P v        ->  dv += P^T dout,  dP = dout v^T
-          tile_gemm(cols, Dv, rows, Scalar(1), probabilities_t.data(), Bq, Index{1},
-                    grads.data() + q0 * Dv, Dv, true, dv.data(), Dv);
+          // 4. P' = dropout(P), the same mask again (its multipliers M, 0 or 1 / (1 - p))
+          const Scalar* weights_t = probabilities_t.data();
+          if (dropout != nullptr) {
+            for (Index j = 0; j < cols; ++j) {
+              dropout->multipliers(k0 + j, rows, key_low.data() + q0, key_high.data() + q0,
+                                   keep_t.row(j).data());
+            }
+            dropped_t.topLeftCorner(cols, rows) =
+                p_t.cwiseProduct(keep_t.topLeftCorner(cols, rows));
+            weights_t = dropped_t.data();
+          }
+          // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
+          tile_gemm(cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1}, grads.data() + q0 * Dv, Dv,
+                    true, dv.data(), Dv);
           tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0, T, false,
                     grad_scores_t.data(), Bq);
+          // 4. P' = P M          ->  dP = dP' M
+          if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
           // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
           for (Index j = 0; j < cols; ++j) {
             ds_t.row(j).array() =

@@ -11,7 +11,10 @@
 // (kernels/reference_attention.hpp) materialises the (T, S) scores and runs the book's five
 // stages; the fused path (kernels/fused_attention.hpp) tiles queries and keys with an online
 // softmax and never holds the scores. AttentionPath::automatic picks the fused path unless the
-// caller asks for the attention weights or for dropout, which only the reference path provides.
+// caller asks for the attention weights, which only the reference path returns, or for dropout:
+// the reference path draws PyTorch's dropout masks (Generator(s) gives torch.manual_seed(s)'s),
+// the fused path draws positional masks of the same distribution (kernels/dropout.hpp) that its
+// backward recomputes, so training with dropout stays O(T) in memory there.
 #ifndef ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
 #define ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP
 
@@ -33,9 +36,10 @@ namespace attn {
 
 /// Which implementation runs. Both compute the same function (tested to agree).
 enum class AttentionPath {
-  automatic,  ///< fused, unless attention weights or active dropout need the reference path
+  automatic,  ///< fused, unless attention weights or active dropout ask for the reference path
   reference,  ///< materialised scores, the book's stages: readable, O(T * S) memory
-  fused,      ///< tiled online softmax: fast, O(T * Dv) memory; no weights output, no dropout
+  fused,      ///< tiled online softmax: fast, O(T * Dv) memory; no weights output; positional
+              ///< dropout masks (not PyTorch's)
 };
 
 /// What the kernel does besides the dot products.
@@ -63,7 +67,8 @@ struct AttentionCache {
   Scalar scale = Scalar(1);
   Scalar dropout = Scalar(0);  ///< the dropout that was applied (0 when none)
   std::vector<Scalar> log_sum_exp;
-  Generator dropout_replay;
+  Generator dropout_replay;        ///< reference path: the generator before the forward's draws
+  std::uint64_t dropout_seed = 0;  ///< fused path: the seed of its PositionalDropout
 };
 
 namespace detail {
@@ -131,10 +136,6 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
                                          ": the fused path does not return attention "
                                          "weights; use AttentionPath::reference"));
     }
-    if (options.training && options.dropout > Scalar(0)) {
-      throw std::invalid_argument(concat(who, ": the fused path does not apply dropout (",
-                                         options.dropout, "); use AttentionPath::reference"));
-    }
   }
   const Scalar scale =
       options.scale.has_value() ? *options.scale : Scalar(1) / std::sqrt(static_cast<Scalar>(D));
@@ -166,7 +167,7 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
 /// @param cache   optional: filled with what scaled_dot_product_attention_backward needs.
 /// @throws ShapeError if the shapes disagree (the message names the argument and the shapes),
 ///         std::invalid_argument for a bad dropout or scale, for dropout without a Generator,
-///         or for weights or dropout requested from AttentionPath::fused.
+///         or for weights requested from AttentionPath::fused.
 template <typename Scalar, int Rank>
 void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
                                   const detail::ConstView<Scalar, Rank>& k,
@@ -193,11 +194,19 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
   const bool apply_dropout = options.training && options.dropout > Scalar(0);
   const bool fused = options.path == AttentionPath::fused ||
                      (options.path == AttentionPath::automatic && !want_weights && !apply_dropout);
+  // The fused path's dropout: one seed per forward, drawn here (PositionalDropout).
+  std::optional<detail::PositionalDropout<Scalar>> positional;
+  std::uint64_t dropout_seed = 0;
+  if (fused && apply_dropout) {
+    dropout_seed = detail::draw_dropout_seed(*options.generator);
+    positional.emplace(options.dropout, dropout_seed);
+  }
   if (cache != nullptr) {
     cache->fused = fused;
     cache->scale = scale;
     cache->dropout = apply_dropout ? options.dropout : Scalar(0);
-    if (apply_dropout) cache->dropout_replay = *options.generator;
+    cache->dropout_seed = dropout_seed;
+    if (apply_dropout && !fused) cache->dropout_replay = *options.generator;
     cache->log_sum_exp.assign(fused ? static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]) : 0,
                               Scalar(0));
   }
@@ -206,6 +215,7 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
   if (fused) {
     detail::fused_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
                             as_kernel_rank(out), scale, options.mask,
+                            positional ? &*positional : nullptr,
                             cache != nullptr ? cache->log_sum_exp.data() : nullptr);
   } else {
     const auto weights_view = as_kernel_rank(weights);
@@ -267,10 +277,13 @@ void scaled_dot_product_attention_backward(
       throw ShapeError(detail::concat(who, ": the cache holds ", cache.log_sum_exp.size(),
                                       " rows but q has ", rows, "; pass the forward's cache"));
     }
-    detail::fused_attention_backward(
-        as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v), as_kernel_rank(out),
-        as_kernel_rank(grad_out), as_kernel_rank(grad_q), as_kernel_rank(grad_k),
-        as_kernel_rank(grad_v), cache.scale, mask, cache.log_sum_exp.data());
+    std::optional<detail::PositionalDropout<Scalar>> positional;
+    if (cache.dropout > Scalar(0)) positional.emplace(cache.dropout, cache.dropout_seed);
+    detail::fused_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
+                                     as_kernel_rank(out), as_kernel_rank(grad_out),
+                                     as_kernel_rank(grad_q), as_kernel_rank(grad_k),
+                                     as_kernel_rank(grad_v), cache.scale, mask,
+                                     positional ? &*positional : nullptr, cache.log_sum_exp.data());
   } else {
     Generator replay = cache.dropout_replay;
     detail::reference_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
