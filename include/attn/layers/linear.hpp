@@ -3,6 +3,7 @@
 #ifndef ATTN_LAYERS_LINEAR_HPP
 #define ATTN_LAYERS_LINEAR_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
+#include "attn/threads.hpp"
 
 namespace attn {
 
@@ -177,6 +179,21 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
     }
   }
 
+  // Runs body(block, row0, rows) on block `block` of thread_blocks(rows) blocks of [0, rows), one
+  // per thread, as parallel_gemm splits the product, so the bias passes over large outputs leave
+  // no core idle; small ones run on the calling thread.
+  static Index thread_blocks(Index rows) { return rows < Index{2} * 1024 ? 1 : num_threads(); }
+  template <typename Body>
+  static void for_each_thread_rows(Index rows, Body&& body) {
+    const Index blocks = thread_blocks(rows);
+    const Index chunk = (rows + blocks - 1) / blocks;
+    ATTN_OMP(parallel for schedule(static, 1) num_threads(static_cast<int>(blocks)))
+    for (Index block = 0; block < blocks; ++block) {
+      const Index row0 = std::min(rows, block * chunk);
+      if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
+    }
+  }
+
   // True when dims 0..Rank-2 are evenly spaced rows, so they merge into one row dimension.
   template <typename T, int Rank>
   static bool rows_collapse(const TensorView<T, Rank>& view) {
@@ -213,7 +230,12 @@ void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
     detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),
                                        X.outerStride(), weight_.data(), in_features_, Scalar(0),
                                        Y.data(), Y.outerStride());
-    if (has_bias_) Y.rowwise() += as_vector(bias_.view()).transpose();
+    if (has_bias_) {
+      const auto bias = as_vector(bias_.view()).transpose();
+      for_each_thread_rows(X.rows(), [&](Index /*block*/, Index row0, Index rows) {
+        Y.middleRows(row0, rows).rowwise() += bias;
+      });
+    }
   });
 }
 
@@ -239,11 +261,13 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
                                      out_features_, X.data(), in_features_, Scalar(1),
                                      weight_grad_.data(), in_features_);
   if (has_bias_) {
-    as_vector(bias_grad_.view()) +=
-        Eigen::Map<const RowMatrix<Scalar>>(dY.data(), rows, out_features_)
-            .colwise()
-            .sum()
-            .transpose();
+    // Partial column sums per thread block, added in block order: the same result every run.
+    const Eigen::Map<const RowMatrix<Scalar>> grads(dY.data(), rows, out_features_);
+    RowMatrix<Scalar> partials = RowMatrix<Scalar>::Zero(thread_blocks(rows), out_features_);
+    for_each_thread_rows(rows, [&](Index block, Index row0, Index count) {
+      partials.row(block) = grads.middleRows(row0, count).colwise().sum();
+    });
+    as_vector(bias_grad_.view()) += partials.colwise().sum().transpose();
   }
   detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),
                                       out_features_, weight_.data(), in_features_, Scalar(0),
