@@ -315,6 +315,7 @@ ATTN_VARIANTS = {
 ATTN_TRAINING_VARIANTS = {
     "BM_MHA_ForwardBackward_Reference": ("attn MultiHeadAttention (reference kernel)", True),
     "BM_MHA_ForwardBackward_Fused": ("attn MultiHeadAttention (fused kernel)", True),
+    "BM_MHA_ForwardBackward_Fused_Dropout": ("attn MultiHeadAttention (fused kernel, dropout 0.1)", True),
     "BM_MHA_CombinedQKV_ForwardBackward_Fused": ("attn MultiHeadAttentionCombinedQKV (fused kernel)", True),
 }
 SGEMM_VARIANTS = {"BM_Sgemm": "Eigen's threaded product (BM_Sgemm)",

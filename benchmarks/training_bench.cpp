@@ -1,6 +1,7 @@
 // One training step of causal multi-head attention, forward with a cache then backward:
-// what a training loop pays per layer. Training mode with dropout 0 (so the fused kernel may
-// run; dropout makes the automatic path choose the reference kernel), causal, float32.
+// what a training loop pays per layer. Training mode, causal, float32, dropout 0 unless a
+// variant says otherwise (each variant sets its kernel path: with dropout the automatic path
+// would choose the reference kernel, whose masks are PyTorch's).
 //
 // Arguments: batch, tokens, threads. d_in = d_out = 768 and 12 heads (GPT-2 small).
 // GFLOP/s counts the useful work: forward (projections, output projection, attention products
@@ -54,8 +55,8 @@ void run(benchmark::State& state, Layer& layer) {
 }
 
 template <typename Layer>
-void forward_backward(benchmark::State& state, attn::AttentionPath path) {
-  Layer layer(kEmbedding, kEmbedding, state.range(1), 0.0f, kHeads);
+void forward_backward(benchmark::State& state, attn::AttentionPath path, float dropout = 0.0f) {
+  Layer layer(kEmbedding, kEmbedding, state.range(1), dropout, kHeads);
   layer.set_attention_path(path);
   run(state, layer);
 }
@@ -66,6 +67,11 @@ void BM_MHA_ForwardBackward_Reference(benchmark::State& state) {
 
 void BM_MHA_ForwardBackward_Fused(benchmark::State& state) {
   forward_backward<attn::MultiHeadAttention<float>>(state, attn::AttentionPath::fused);
+}
+
+// Dropout 0.1 (GPT-2's) on the fused path: positional masks, recomputed in the backward.
+void BM_MHA_ForwardBackward_Fused_Dropout(benchmark::State& state) {
+  forward_backward<attn::MultiHeadAttention<float>>(state, attn::AttentionPath::fused, 0.1f);
 }
 
 void BM_MHA_CombinedQKV_ForwardBackward_Fused(benchmark::State& state) {
@@ -90,6 +96,7 @@ void sizes(benchmark::internal::Benchmark* bench) {
 
 BENCHMARK(BM_MHA_ForwardBackward_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_ForwardBackward_Fused)->Apply(sizes);
+BENCHMARK(BM_MHA_ForwardBackward_Fused_Dropout)->Apply(sizes);
 BENCHMARK(BM_MHA_CombinedQKV_ForwardBackward_Fused)->Apply(sizes);
 BENCHMARK(BM_MHA_ForwardBackward_Fused_LongContext)
     ->ArgNames({"B", "T", "threads"})
