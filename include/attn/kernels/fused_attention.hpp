@@ -1,13 +1,15 @@
 // attn/kernels/fused_attention.hpp: the fast path of the shared attention kernel, a tiled
 // attention with an online softmax (Rabe and Staats, 2021; Dao et al., FlashAttention, 2022).
 //
-// Each task owns one tile of Bq queries of one (batch, head). It walks the keys in tiles of Bk,
-// and keeps, per query row, the running maximum m, the running sum l of exp(score - m), and
-// the running weighted sum acc of values. When a new tile raises a row's maximum from m to m',
-// the old sum and accumulator are rescaled by exp(m - m'), so the result equals the softmax
-// over all keys without ever holding a (T, S) matrix: memory is O(Bq * (Bk + Dv)) per thread.
+// Each task owns query tiles of Bq queries of one (batch, head) (FusedTasks). For each tile it
+// walks the keys in tiles of Bk, and keeps, per query, the running maximum m, the running sum l
+// of exp(score - m), and the running weighted sum acc of values. When a new tile raises a
+// query's maximum from m to m', the old sum and accumulator are rescaled by exp(m - m'), so the
+// result equals the softmax over all keys without ever holding a (T, S) matrix: memory is
+// O(Bk * Bq + S * (D + Dv)) per thread (a tile of scores, and the task's keys and values).
 // Causal tiles entirely above the diagonal are never computed; only tiles that cross it are
-// masked. The per-row log-sum-exp, m + log(l), can be kept for a backward pass.
+// masked. The per-query log-sum-exp, m + log(l), can be kept for a backward pass. The tile
+// products run through tile_gemm (kernels/detail/tile_gemm.hpp), on tiles held keys by queries.
 // Called through scaled_dot_product_attention, which validates arguments.
 #ifndef ATTN_KERNELS_FUSED_ATTENTION_HPP
 #define ATTN_KERNELS_FUSED_ATTENTION_HPP
@@ -208,8 +210,8 @@ void fused_attention_backward(
   ATTN_OMP(parallel num_threads(count < 2 ? 1 : num_threads())) {
     // Tiles keys by queries: (j, i) is key k0 + j, query q0 + i.
     RowMatrix<Scalar> probabilities_t(Bk, Bq), grad_scores_t(Bk, Bq);
-    RowMatrix<Scalar> queries(T, D), queries_t(D, T), grads(T, Dv), grads_t(Dv, T);
-    RowMatrix<Scalar> keys(S, D), values(S, Dv);  // grads: dout, (T, Dv)
+    RowMatrix<Scalar> queries(T, D), queries_t(D, T), keys(S, D), values(S, Dv);
+    RowMatrix<Scalar> grads(T, Dv), grads_t(Dv, T);  // dout of the head, and its transpose
     RowMatrix<Scalar> dq(T, D), dk(Bk, D), dv(Bk, Dv);
     // Per query: rowsum(dout * out), and the shift that turns scores into probabilities, lse,
     // or +inf for a query whose keys are all masked (so that its probabilities come out 0).
