@@ -210,8 +210,12 @@ void fused_attention_backward(
   ATTN_OMP(parallel num_threads(count < 2 ? 1 : num_threads())) {
     // Tiles keys by queries: (j, i) is key k0 + j, query q0 + i.
     RowMatrix<Scalar> probabilities_t(Bk, Bq), grad_scores_t(Bk, Bq);
-    RowMatrix<Scalar> queries(T, D), queries_t(D, T), keys(S, D), values(S, Dv);
-    RowMatrix<Scalar> grads(T, Dv), grads_t(Dv, T);  // dout of the head, and its transpose
+    // q and dout transposed tile by tile, (D, Bq) blocks one after another: as one (D, T)
+    // matrix their rows would lie T floats apart, a multiple of 4 KiB for T = 1024, and the
+    // products reading them would keep evicting their own rows from the L1 cache.
+    const Index query_tiles = (T + Bq - 1) / Bq;
+    RowMatrix<Scalar> queries(T, D), queries_t(query_tiles * D, Bq), keys(S, D), values(S, Dv);
+    RowMatrix<Scalar> grads(T, Dv), grads_t(query_tiles * Dv, Bq);  // dout of the head
     RowMatrix<Scalar> dq(T, D), dk(Bk, D), dv(Bk, Dv);
     // Per query: rowsum(dout * out), and the shift that turns scores into probabilities, lse,
     // or +inf for a query whose keys are all masked (so that its probabilities come out 0).
@@ -234,8 +238,13 @@ void fused_attention_backward(
       copy_rows(as_matrix(leading_matrix(k, n)), 0, S, keys.data());
       copy_rows(as_matrix(leading_matrix(v, n)), 0, S, values.data());
       copy_rows(dO, 0, T, grads.data());
-      queries_t = queries.transpose();
-      grads_t = grads.transpose();
+      for (Index tile = 0; tile < query_tiles; ++tile) {
+        const Index rows = std::min(Bq, T - tile * Bq);
+        queries_t.middleRows(tile * D, D).leftCols(rows) =
+            queries.middleRows(tile * Bq, rows).transpose();
+        grads_t.middleRows(tile * Dv, Dv).leftCols(rows) =
+            grads.middleRows(tile * Bq, rows).transpose();
+      }
       for (Index i = 0; i < T; ++i) {
         row_dot(i) = dO.row(i).dot(O.row(i));  // rowsum(dP * P) = rowsum(dout * out)
         const Scalar row_lse = lse[n * T + i];
@@ -256,7 +265,7 @@ void fused_attention_backward(
           auto p_t = probabilities_t.topLeftCorner(cols, rows);
           auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
           // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-          tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0, T, false,
+          tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0 * D, Bq, false,
                     probabilities_t.data(), Bq);
           if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(p_t, q0, k0);
           for (Index j = 0; j < cols; ++j) exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
@@ -274,8 +283,8 @@ void fused_attention_backward(
           // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
           tile_gemm(cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1}, grads.data() + q0 * Dv, Dv,
                     true, dv.data(), Dv);
-          tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0, T, false,
-                    grad_scores_t.data(), Bq);
+          tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0 * Dv, Bq,
+                    false, grad_scores_t.data(), Bq);
           // 4. P' = P M          ->  dP = dP' M
           if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
           // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
