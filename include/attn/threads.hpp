@@ -4,6 +4,7 @@
 #ifndef ATTN_THREADS_HPP
 #define ATTN_THREADS_HPP
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "attn/config.hpp"
@@ -48,6 +49,35 @@ inline void set_num_threads(int threads) {
   detail::requested_threads() = threads;
   Eigen::setNbThreads(threads);
 }
+
+namespace detail {
+
+/// How many blocks for_each_thread_row_block splits `rows` into: one per thread, or one (the
+/// calling thread alone) when there are fewer than `min_rows`.
+inline Index thread_row_blocks(Index rows, Index min_rows) {
+  return rows < min_rows ? 1 : num_threads();
+}
+
+/// Runs body(block, row0, count) once for each of thread_row_blocks(rows, min_rows) contiguous
+/// blocks of [0, rows), one block per thread, so that a pass over a large matrix leaves no core
+/// idle. How parallel_gemm splits a product and Linear its bias passes. With a single block the
+/// body runs on the calling thread, outside any parallel region.
+template <typename Body>
+void for_each_thread_row_block(Index rows, Index min_rows, Body&& body) {
+  const Index blocks = thread_row_blocks(rows, min_rows);
+  if (blocks < 2) {  // no parallel region: the calling thread, as it would run alone
+    if (rows > 0) body(Index{0}, Index{0}, rows);
+    return;
+  }
+  const Index chunk = (rows + blocks - 1) / blocks;
+  ATTN_OMP(parallel for schedule(static, 1) num_threads(static_cast<int>(blocks)))
+  for (Index block = 0; block < blocks; ++block) {
+    const Index row0 = std::min(rows, block * chunk);
+    if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
+  }
+}
+
+}  // namespace detail
 
 }  // namespace attn
 

@@ -103,7 +103,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
     // and the products would stall on TLB and cache misses reading them in place.
     RowMatrix<Scalar> scores_t(fused_key_tile, fused_query_tile);
     RowMatrix<Scalar> queries(fused_query_tile, D), queries_t(D, fused_query_tile);
-    RowMatrix<Scalar> keys, values;  // sized by the first task: (S, D), (S, Dv)
+    RowMatrix<Scalar> keys(S, D), values(S, Dv);  // the task's keys and values, contiguous
     RowMatrix<Scalar> acc(fused_query_tile, Dv);
     RowArray row_max(fused_query_tile), row_sum(fused_query_tile), new_max(fused_query_tile),
         shift(fused_query_tile), rescale(fused_query_tile), keep(fused_query_tile);
@@ -118,8 +118,6 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
       const Index last = tasks.last_tile(task);
       const Index last_q0 = last * fused_query_tile;
       const Index packed = mask.key_end(last_q0, std::min(fused_query_tile, T - last_q0), S);
-      keys.resize(S, D);
-      values.resize(S, Dv);
       copy_rows(K, 0, packed, keys.data());
       copy_rows(V, 0, packed, values.data());
 

@@ -3,7 +3,6 @@
 #ifndef ATTN_LAYERS_LINEAR_HPP
 #define ATTN_LAYERS_LINEAR_HPP
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -179,20 +178,8 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
     }
   }
 
-  // Runs body(block, row0, rows) on block `block` of thread_blocks(rows) blocks of [0, rows), one
-  // per thread, as parallel_gemm splits the product, so the bias passes over large outputs leave
-  // no core idle; small ones run on the calling thread.
-  static Index thread_blocks(Index rows) { return rows < Index{2} * 1024 ? 1 : num_threads(); }
-  template <typename Body>
-  static void for_each_thread_rows(Index rows, Body&& body) {
-    const Index blocks = thread_blocks(rows);
-    const Index chunk = (rows + blocks - 1) / blocks;
-    ATTN_OMP(parallel for schedule(static, 1) num_threads(static_cast<int>(blocks)))
-    for (Index block = 0; block < blocks; ++block) {
-      const Index row0 = std::min(rows, block * chunk);
-      if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
-    }
-  }
+  // The bias passes over an output of this many rows or more run on every thread.
+  static constexpr Index threaded_bias_rows = Index{2} * 1024;
 
   // True when dims 0..Rank-2 are evenly spaced rows, so they merge into one row dimension.
   template <typename T, int Rank>
@@ -232,9 +219,10 @@ void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
                                        Y.data(), Y.outerStride());
     if (has_bias_) {
       const auto bias = as_vector(bias_.view()).transpose();
-      for_each_thread_rows(X.rows(), [&](Index /*block*/, Index row0, Index rows) {
-        Y.middleRows(row0, rows).rowwise() += bias;
-      });
+      detail::for_each_thread_row_block(X.rows(), threaded_bias_rows,
+                                        [&](Index /*block*/, Index row0, Index rows) {
+                                          Y.middleRows(row0, rows).rowwise() += bias;
+                                        });
     }
   });
 }
@@ -263,10 +251,12 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
   if (has_bias_) {
     // Partial column sums per thread block, added in block order: the same result every run.
     const Eigen::Map<const RowMatrix<Scalar>> grads(dY.data(), rows, out_features_);
-    RowMatrix<Scalar> partials = RowMatrix<Scalar>::Zero(thread_blocks(rows), out_features_);
-    for_each_thread_rows(rows, [&](Index block, Index row0, Index count) {
-      partials.row(block) = grads.middleRows(row0, count).colwise().sum();
-    });
+    RowMatrix<Scalar> partials =
+        RowMatrix<Scalar>::Zero(detail::thread_row_blocks(rows, threaded_bias_rows), out_features_);
+    detail::for_each_thread_row_block(
+        rows, threaded_bias_rows, [&](Index block, Index row0, Index count) {
+          partials.row(block) = grads.middleRows(row0, count).colwise().sum();
+        });
     as_vector(bias_grad_.view()) += partials.colwise().sum().transpose();
   }
   detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),

@@ -92,24 +92,12 @@ void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, c
 template <bool a_transposed, bool b_transposed, typename Scalar>
 void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
                    const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
-  const int threads = num_threads();
-  if (threads < 2 || m < Index{2} * 64) {
-    gemm<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  ATTN_OMP(parallel num_threads(threads)) {
-#ifdef _OPENMP
-    const Index parts = omp_get_num_threads(), part = omp_get_thread_num();
-#else
-    const Index parts = 1, part = 0;
-#endif
-    const Index chunk = (m + parts - 1) / parts;
-    const Index row0 = std::min(m, part * chunk), rows = std::min(chunk, m - row0);
+  detail::for_each_thread_row_block(m, Index{2} * 64, [&](Index, Index row0, Index rows) {
     // Rows of op(A) are rows of A, or columns of A when it is stored transposed.
     const Scalar* a_rows = a_transposed ? a + row0 : a + row0 * lda;
     gemm<a_transposed, b_transposed>(rows, n, k, alpha, a_rows, lda, b, ldb, beta, c + row0 * ldc,
                                      ldc);
-  }
+  });
 }
 
 // The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
