@@ -30,8 +30,9 @@ using attn::Index;
 
 struct Case {
   Index batch, tokens, keys, dim, value_dim;
-  int mask_kind;  // 0 none, 1 causal with an offset, 2 explicit matrix
-  Index causal_offset;
+  int mask_kind;  // 0 none, 1 causal with an offset, 2 explicit matrix, 3 sliding window
+  Index causal_offset, window;
+  bool padded;  // key lengths per sequence on top of the mask
   double mask_density;
   std::uint64_t seed;
   double value_range;
@@ -47,8 +48,10 @@ Case decode(FuzzedDataProvider& input) {
   c.keys = input.ConsumeIntegralInRange<Index>(0, large ? 600 : 40);
   c.dim = input.ConsumeIntegralInRange<Index>(1, 24);
   c.value_dim = input.ConsumeIntegralInRange<Index>(1, 24);
-  c.mask_kind = input.ConsumeIntegralInRange<int>(0, 2);
+  c.mask_kind = input.ConsumeIntegralInRange<int>(0, 3);
   c.causal_offset = input.ConsumeIntegralInRange<Index>(-8, 8);
+  c.window = input.ConsumeIntegralInRange<Index>(1, large ? 300 : 24);
+  c.padded = input.ConsumeBool();
   c.mask_density = input.ConsumeProbability<double>();
   c.seed = input.ConsumeIntegral<std::uint64_t>();
   c.value_range = input.PickValueInArray({0.1, 1.0, 4.0, 30.0});
@@ -118,13 +121,15 @@ void expect_close(const char* what, const std::vector<double>& actual,
   if (error <= tolerance * scale) return;
   std::fprintf(stderr,
                "%s: normwise error %.17g > tolerance %g x problem scale %g; max abs error %g at "
-               "%zu: %.17g vs %.17g (B %ld T %ld S %ld D %ld Dv %ld mask %d offset %ld density %g "
+               "%zu: %.17g vs %.17g (B %ld T %ld S %ld D %ld Dv %ld mask %d offset %ld window %ld "
+               "padded %d density %g "
                "scale %g range %g)\n",
                what, error, tolerance, scale, max_abs, worst, actual.empty() ? 0.0 : actual[worst],
                expected != nullptr && !actual.empty() ? (*expected)[worst] : 0.0,
                static_cast<long>(c.batch), static_cast<long>(c.tokens), static_cast<long>(c.keys),
                static_cast<long>(c.dim), static_cast<long>(c.value_dim), c.mask_kind,
-               static_cast<long>(c.causal_offset), c.mask_density, c.scale, c.value_range);
+               static_cast<long>(c.causal_offset), static_cast<long>(c.window), int(c.padded),
+               c.mask_density, c.scale, c.value_range);
   std::abort();
 }
 
@@ -159,10 +164,12 @@ void compare_paths(const Case& c, const std::vector<double>& values, const attn:
   // With at most one visible key per query (S = 1, a causal offset or a dense matrix mask) every
   // weight is 1 or 0, so dS = 0 and dq, dk vanish in exact arithmetic.
   bool one_key = true;
-  for (Index i = 0; i < c.tokens && one_key; ++i) {
-    Index visible = 0;
-    for (Index j = 0; j < c.keys; ++j) visible += mask.masked(i, j) ? 0 : 1;
-    one_key = visible <= 1;
+  for (Index b = 0; b < c.batch && one_key; ++b) {
+    for (Index i = 0; i < c.tokens && one_key; ++i) {
+      Index visible = 0;
+      for (Index j = 0; j < c.keys; ++j) visible += mask.masked(i, j, b) ? 0 : 1;
+      one_key = visible <= 1;
+    }
   }
   for (const Run<Scalar>* path : {&fused, &reference}) {
     const bool is_fused = path == &fused;
@@ -201,9 +208,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (Index i = 0; i < masked.numel(); ++i) {
     masked.data()[i] = generator.uniform<double>() < c.mask_density;
   }
-  const attn::Mask mask = c.mask_kind == 0   ? attn::Mask::none()
-                          : c.mask_kind == 1 ? attn::Mask::causal(c.causal_offset)
-                                             : attn::Mask::matrix(masked.view());
+  attn::Tensor<Index, 1> lengths({c.batch});
+  for (Index b = 0; b < c.batch; ++b) {
+    lengths(b) = std::min<Index>(
+        c.keys, static_cast<Index>(generator.uniform<double>() * static_cast<double>(c.keys + 1)));
+  }
+  attn::Mask mask = c.mask_kind == 0   ? attn::Mask::none()
+                    : c.mask_kind == 1 ? attn::Mask::causal(c.causal_offset)
+                    : c.mask_kind == 2 ? attn::Mask::matrix(masked.view())
+                                       : attn::Mask::sliding_window(c.window, c.causal_offset);
+  if (c.padded) mask = mask.with_key_lengths(lengths.view());
   compare_paths<double>(c, values, mask);
   compare_paths<float>(c, values, mask);
   return 0;

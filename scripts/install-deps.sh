@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages attn's build, tests, examples and benchmarks need, only those that
 # are missing. Uses sudo when not root. Safe to run again.
+#   scripts/install-deps.sh [--tests]
+# --tests adds what only the test suite uses: Open MPI, for the split-KV example's 2-process run.
 set -euo pipefail
 
 packages=(
@@ -9,6 +11,10 @@ packages=(
   libblas-dev libopenblas0-pthread libcxxopts-dev libclang-rt-14-dev
   libstb-dev fonts-dejavu-core
 )
+
+if [[ ${1:-} == --tests ]]; then
+  packages+=(libopenmpi-dev openmpi-bin)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

@@ -79,7 +79,7 @@ tsan_run() {  # LLVM OpenMP made visible to ThreadSanitizer by Archer
 }
 
 main() {
-  run_step "install deps" scripts/install-deps.sh
+  run_step "install deps" scripts/install-deps.sh --tests
   run_step "clang-format" format_check
   run_step "ci-gcc" build_and_test ci-gcc ctest --preset ci-gcc
   run_step "ci-clang" build_and_test ci-clang ctest --preset ci-clang

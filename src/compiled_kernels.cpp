@@ -3,6 +3,8 @@
 // forward and backward, instantiated once for float and double. The headers declare the same
 // lists `extern template`, so a file linked against the library compiles none of them itself.
 // (Two source files so that a build compiles them on two cores at once.)
+#include "attn/kernels/merge_attention.hpp"
+#include "attn/kernels/rope.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
 
 #ifndef ATTN_COMPILED
@@ -15,4 +17,6 @@ ATTN_GEMM_INSTANTIATIONS(template)
 }  // namespace detail
 
 ATTN_SDPA_INSTANTIATIONS(template)
+ATTN_MERGE_ATTENTION_INSTANTIATIONS(template)
+ATTN_ROPE_INSTANTIATIONS(template)
 }  // namespace attn

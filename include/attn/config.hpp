@@ -28,6 +28,15 @@
 // declares those instantiations `extern template`, so files that include it do not compile them
 // again, as fmt's compiled mode does. ATTN_EXTERN_TEMPLATES(LIST) expands a header's list of
 // instantiations that way; src/compiled_*.cpp expand the same lists as definitions.
+// ATTN_FOR_KERNEL_TYPES(FOR, prefix) expands FOR(prefix, Scalar, Rank) for the instantiations
+// every kernel provides: float and double, ranks 2 (one sequence), 3 (a batch), 4 (batch, heads).
+#define ATTN_FOR_KERNEL_TYPES(FOR, prefix) \
+  FOR(prefix, float, 2)                    \
+  FOR(prefix, float, 3)                    \
+  FOR(prefix, float, 4)                    \
+  FOR(prefix, double, 2)                   \
+  FOR(prefix, double, 3)                   \
+  FOR(prefix, double, 4)
 #ifdef ATTN_COMPILED
 #define ATTN_EXTERN_TEMPLATES(LIST) LIST(extern template)
 #else

@@ -104,3 +104,36 @@ TEST(Concurrency, TrainingForwardFromTwoThreadsEqualsTwoCallsInTurn) {
 }
 
 }  // namespace
+
+// Decoding with a KV cache while threads would idle (one head, one sequence): the cached keys
+// are split over attn's threads and the pieces merged; concurrent decodes on separate caches of
+// one layer each get the result of decoding alone.
+TEST(Concurrency, SplitKeyDecodingFromSeveralThreadsMatchesAlone) {
+  attn::MultiHeadAttention<float> layer(16, 16, 2048, 0.0f, 1, false, attn::Generator(5));
+  layer.eval();
+  const Tensor<float, 3> x = random_input(1, 700, 16);
+  const auto decode = [&](attn::KVCache<float>& cache) {
+    layer.forward(Tensor<float, 3>(attn::slice(x.view(), 1, 0, 690)).view(), cache);
+    Tensor<float, 3> last;
+    for (Index t = 690; t < 700; ++t) {
+      last = layer.forward(Tensor<float, 3>(attn::slice(x.view(), 1, t, t + 1)).view(), cache);
+    }
+    return last;
+  };
+  attn::KVCache<float> alone_cache(1, 1, 16, 700);
+  const Tensor<float, 3> alone = decode(alone_cache);
+  constexpr int kThreads = 3;
+  std::vector<Tensor<float, 3>> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      attn::KVCache<float> cache(1, 1, 16, 700);
+      results[t] = decode(cache);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) {
+    ASSERT_EQ(result.shape(), alone.shape());
+    for (Index i = 0; i < result.numel(); ++i) ASSERT_EQ(result.data()[i], alone.data()[i]);
+  }
+}

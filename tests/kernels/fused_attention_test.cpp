@@ -92,8 +92,9 @@ TEST(FusedAttention, LogSumExpIsKeptPerRow) {
   // q = 0: every score is 0, so each row's log-sum-exp is log(number of visible keys).
   attn::Tensor<double, 2> q({5, 4}), k({7, 4}, 1.0), v({7, 2}, 1.0), out({5, 2});
   double lse[5];
-  attn::detail::fused_attention<double, 2>(q.view(), k.view(), v.view(), out.view(), 0.5,
-                                           attn::Mask::causal(), nullptr, lse);
+  const attn::detail::ScoreMasking<double> causal(attn::Mask::causal(), {}, 1, 1);
+  attn::detail::fused_attention<double, 2>(q.view(), k.view(), v.view(), out.view(), 0.5, causal,
+                                           nullptr, lse);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(lse[i], std::log(i + 1.0), 1e-15);
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "support/book_inputs.hpp"
 #include "support/expect_error.hpp"
 #include "support/gradient_check.hpp"
@@ -140,6 +142,119 @@ TEST(MultiHeadAttention, FusedDropoutGradientsMatchCentralDifferences) {
         analytic.at(entry.name).values.data(),
         attn_test::numeric_gradient(entry.data, entry.numel(), loss), loss_scale, entry.name));
   });
+}
+
+// ---- Sliding-window attention (the book's ch04/06_swa) ------------------------------------------
+// generate_inference.py's swa_w1, swa_w3, swa_w9: one MultiHeadAttention(8, 12, 12, 0.0, 3,
+// qkv_bias) and one x (2, 9, 8) with the window of the metadata; W = 9 = T is plain causal
+// attention. With W = 1 every weight is exactly 1, so the gradients of W_query and W_key are zero
+// in exact arithmetic: check_layer_gradients takes them as vanishing pieces (window_of).
+
+const char* const mha_window_cases[] = {"swa_w1", "swa_w3", "swa_w9"};
+
+/// make_mha with the case's window, on a given kernel path.
+template <typename Scalar>
+auto make_mha_window(attn::AttentionPath path) {
+  return [path](const attn::io::SafetensorsFile& io, attn::Generator& generator) {
+    auto layer = make_mha<Scalar>(io, generator);
+    layer.set_window(attn_test::window_of(io));
+    layer.set_attention_path(path);
+    return layer;
+  };
+}
+
+TEST(MultiHeadAttentionWindow, MatchesPyTorchFixturesOnBothPaths) {
+  for (const char* name : mha_window_cases) {
+    for (const auto path : {attn::AttentionPath::reference, attn::AttentionPath::fused}) {
+      SCOPED_TRACE(path == attn::AttentionPath::fused ? "fused" : "reference");
+      attn_test::check_layer_fixture<3>(name, make_mha_window<float>(path));
+    }
+  }
+}
+
+TEST(MultiHeadAttentionWindow, GradientsMatchPyTorchAutogradOnBothPaths) {
+  for (const char* name : mha_window_cases) {
+    for (const auto path : {attn::AttentionPath::reference, attn::AttentionPath::fused}) {
+      SCOPED_TRACE(path == attn::AttentionPath::fused ? "fused" : "reference");
+      attn_test::check_layer_gradients<float, 3>(name, make_mha_window<float>(path));
+      attn_test::check_layer_gradients<double, 3>(name, make_mha_window<double>(path));
+    }
+  }
+}
+
+// The band itself: PyTorch's weights are zero exactly outside 0 <= i - j < W (check_weights
+// holds attn's zeros to PyTorch's), and with W = 1 every weight on the diagonal is exactly 1.
+TEST(MultiHeadAttentionWindow, WeightsAreTheBand) {
+  for (const char* name : mha_window_cases) {
+    SCOPED_TRACE(name);
+    const auto io = attn_test::load_io(name);
+    const attn::Index W = attn_test::window_of(io);
+    attn::Generator generator(1);
+    auto mha = make_mha<float>(io, generator);
+    attn::load_state_dict(mha, attn::io::to_state_dict<float>(
+                                   attn_test::read_fixture(std::string(name) + ".safetensors")));
+    mha.set_window(W);
+    EXPECT_EQ(mha.window(), W);
+    mha.eval();
+    const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
+    const auto expected = attn_test::fixture_tensor<float, 4>(io, "weights");
+    const auto weights = mha.forward_with_weights(x.view()).weights;
+    ASSERT_EQ(weights.shape(), expected.shape());
+    attn::Index outside = 0, pytorch_outside = 0, diagonal_not_one = 0;
+    for (attn::Index b = 0; b < weights.size(0); ++b) {
+      for (attn::Index h = 0; h < weights.size(1); ++h) {
+        for (attn::Index i = 0; i < weights.size(2); ++i) {
+          for (attn::Index j = 0; j < weights.size(3); ++j) {
+            const bool in_band = i - j >= 0 && i - j < W;
+            if (!in_band) {
+              outside += weights(b, h, i, j) != 0.0f;
+              pytorch_outside += expected(b, h, i, j) != 0.0f;
+            }
+            if (W == 1 && i == j) diagonal_not_one += weights(b, h, i, j) != 1.0f;
+          }
+        }
+      }
+    }
+    EXPECT_EQ(outside, 0);
+    EXPECT_EQ(pytorch_outside, 0);
+    EXPECT_EQ(diagonal_not_one, 0);
+  }
+}
+
+// A window at least T wide is plain causal attention: swa_w9 (W = T = 9) gives the output of the
+// same layer without a window, on both paths.
+TEST(MultiHeadAttentionWindow, WindowOfTheSequenceIsCausal) {
+  const auto io = attn_test::load_io("swa_w9");
+  const auto state = attn::io::to_state_dict<float>(attn_test::read_fixture("swa_w9.safetensors"));
+  const auto x = attn_test::fixture_tensor<float, 3>(io, "x");
+  ASSERT_EQ(attn_test::window_of(io), x.size(1));
+  const attn_test::LayerScales scales =
+      attn_test::layer_scales(state, x, nullptr, attn_test::num_heads_of(io));
+  for (const auto path : {attn::AttentionPath::reference, attn::AttentionPath::fused}) {
+    attn::Generator generator(1);
+    auto causal = make_mha<float>(io, generator);
+    attn::load_state_dict(causal, state);
+    causal.eval();
+    causal.set_attention_path(path);
+    auto windowed = causal;
+    windowed.set_window(attn_test::window_of(io));
+    EXPECT_TRUE(attn_test::close_normwise(windowed.forward(x.view()), causal.forward(x.view()),
+                                          scales.out, scales.tolerance<float>(), "out"));
+  }
+}
+
+TEST(MultiHeadAttentionWindow, GradientCheckOnBothKernelPaths) {
+  for (auto path : {attn::AttentionPath::reference, attn::AttentionPath::fused}) {
+    for (const attn::Index window : {1, 2, 4}) {
+      attn::MultiHeadAttention<double> layer(4, 6, 8, 0.0, 3, true, attn::Generator(2));
+      layer.set_window(window);
+      layer.set_attention_path(path);
+      layer.eval();
+      attn::Generator generator(3);
+      attn_test::check_layer_by_finite_differences(
+          layer, attn_test::random_tensor<3>({2, 7, 4}, generator));
+    }
+  }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include "support/fixtures.hpp"
 
 #include <Eigen/SVD>
+#include <stdexcept>
+#include <string>
 
 #include "support/layer_fixture.hpp"
 
@@ -124,6 +126,17 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
   const double keep = 1 / (1 - dropout);
   for (const auto& a : attentions) {
     const attn::Index C = a.weight[0].rows(), head_dim = C / a.heads;
+    // Grouped-query attention: keys and values have kv_heads heads of head_dim (read from W_key's
+    // rows), query head h reading kv head h / (heads / kv_heads); kv_heads = heads otherwise.
+    const attn::Index kv_rows = a.weight[1].rows();
+    const attn::Index kv_heads = kv_rows / head_dim;
+    if (kv_heads == 0 || kv_rows % head_dim != 0 || a.heads % kv_heads != 0) {
+      throw std::invalid_argument("layer_scales: " + a.weight_name[1] + " has " +
+                                  std::to_string(kv_rows) + " rows, not a divisor of " +
+                                  std::to_string(a.heads) + " heads of head_dim " +
+                                  std::to_string(head_dim));
+    }
+    const attn::Index group_size = a.heads / kv_heads;
     RowMatrixd y[3];
     for (int r = 0; r < 3; ++r) {
       y[r] = X * a.weight[r].transpose();
@@ -137,12 +150,15 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
     AttentionBounds bounds;
     for (attn::Index b = 0; b < B; ++b) {
       for (attn::Index h = 0; h < a.heads; ++h) {
-        const auto block = [&](const RowMatrixd& m) {
-          return RowMatrixd(m.block(b * T, h * head_dim, T, head_dim));
+        const auto block = [&](const RowMatrixd& m, attn::Index head) {
+          return RowMatrixd(m.block(b * T, head * head_dim, T, head_dim));
         };
-        const RowMatrixd g = grad_out != nullptr ? block(dout) : RowMatrixd();
-        bounds.add(block(y[0]), block(y[1]), block(y[2]), grad_out != nullptr ? &g : nullptr,
-                   1 / std::sqrt(static_cast<double>(head_dim)), keep);
+        const RowMatrixd g = grad_out != nullptr ? block(dout, h) : RowMatrixd();
+        // A kv head shared by a group adds up its query heads' gradients: the bounds of the
+        // group's problems add, as sums of row norms do (attention_bounds.hpp).
+        bounds.add(block(y[0], h), block(y[1], h / group_size), block(y[2], h / group_size),
+                   grad_out != nullptr ? &g : nullptr, 1 / std::sqrt(static_cast<double>(head_dim)),
+                   keep);
       }
     }
     scales.logits = std::max(scales.logits, bounds.logits);
@@ -151,12 +167,15 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
       scales.out = std::hypot(scales.out, bounds.out);
     } else {
       const RowMatrixd Wo = matrix(a.out_proj + "weight");
-      scales.out =
-          spectral_norm(Wo) * bounds.out + std::sqrt(N) * vector(a.out_proj + "bias").norm();
+      const bool out_bias = has(a.out_proj + "bias");  // GroupedQueryAttention's has none
+      scales.out = spectral_norm(Wo) * bounds.out +
+                   (out_bias ? std::sqrt(N) * vector(a.out_proj + "bias").norm() : 0.0);
       if (grad_out != nullptr) {
         scales.gradients.push_back(
             {a.out_proj + "weight", 0, Wo.size(), spectral_norm(R) * bounds.out});
-        scales.gradients.push_back({a.out_proj + "bias", 0, Wo.rows(), R.rowwise().norm().sum()});
+        if (out_bias) {
+          scales.gradients.push_back({a.out_proj + "bias", 0, Wo.rows(), R.rowwise().norm().sum()});
+        }
       }
     }
     if (grad_out == nullptr) continue;
@@ -170,8 +189,8 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
       scales.gradients.push_back(
           {a.weight_name[r], a.weight_first[r], a.weight[r].size(), weight_scale[r]});
       if (a.has_bias) {
-        scales.gradients.push_back(
-            {a.bias_name[r], a.bias_first[r], C, bias_scale[r], /*vanishing=*/r == 1});
+        scales.gradients.push_back({a.bias_name[r], a.bias_first[r], a.bias[r].size(),
+                                    bias_scale[r], /*vanishing=*/r == 1});
       }
     }
   }

@@ -23,6 +23,7 @@
 #include "attn/config.hpp"
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
+#include "attn/kernels/detail/score_masking.hpp"
 #include "attn/kernels/detail/tile_gemm.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/mask.hpp"
@@ -75,6 +76,32 @@ void copy_rows(const Source& src, Index first, Index count, Scalar* dst) {
   }
 }
 
+/// One key tile of the online softmax for a single query q (D): scores s = scale K q over the
+/// tile's `cols` keys into `scores` (contiguous), masked, then the running maximum m, sum l and
+/// accumulator acc (Dv) updated as in fused_attention's loop, on whole vectors.
+template <typename Scalar>
+void online_softmax_single_query(Index cols, Index D, Index Dv, Scalar scale, const Scalar* keys,
+                                 const Scalar* values, const Scalar* q,
+                                 const HeadMasking<Scalar>& head, Index q0, Index k0,
+                                 Scalar* scores, Scalar& m, Scalar& l, Scalar* acc) {
+  constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  Eigen::Map<Vector> s(scores, cols);
+  s.noalias() =
+      scale * (Eigen::Map<const RowMatrix<Scalar>>(keys, cols, D) * Eigen::Map<const Vector>(q, D));
+  Eigen::Map<RowMatrix<Scalar>> s_t(scores, cols, 1);
+  head.apply_transposed(s_t, q0, k0);
+  const Scalar m_new = std::max(m, s.maxCoeff());
+  const Scalar shifted_by = m_new == minus_inf ? Scalar(0) : m_new;  // as in fused_attention
+  const Scalar factor = std::exp(m - shifted_by);
+  exp_shifted_inplace(s, shifted_by);  // masked scores -inf -> exactly 0
+  l = l * factor + s.sum();
+  Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>> a(acc, Dv);
+  a *= factor;
+  a.noalias() += s.transpose() * Eigen::Map<const RowMatrix<Scalar>>(values, cols, Dv);
+  m = m_new;
+}
+
 /// out = dropout(softmax(mask(scale * q k^T))) v per leading position, tile by tile.
 /// @param dropout optional: the positional dropout mask of this forward (training), else null.
 /// @param lse optional, contiguous (leading..., T): each query row's log-sum-exp of its scaled,
@@ -83,8 +110,8 @@ template <typename Scalar, int Rank>
 void fused_attention(const TensorView<const Scalar, Rank>& q,
                      const TensorView<const Scalar, Rank>& k,
                      const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
-                     Scalar scale, const Mask& mask, const PositionalDropout<Scalar>* dropout,
-                     Scalar* lse) {
+                     Scalar scale, const ScoreMasking<Scalar>& masking,
+                     const PositionalDropout<Scalar>* dropout, Scalar* lse) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
@@ -92,6 +119,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
   const Index D = q.shape()[Rank - 1];
   const Index Dv = v.shape()[Rank - 1];
   const FusedTasks tasks(leading_count<Rank>(q.shape()), T, num_threads());
+  const Index heads = heads_of<Rank>(q.shape()), kv_heads = heads_of<Rank>(k.shape());
   if (T == 0) return;
 
   ATTN_OMP(parallel num_threads(tasks.size() < 2 ? 1 : num_threads())) {
@@ -103,7 +131,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
     // and the products would stall on TLB and cache misses reading them in place.
     RowMatrix<Scalar> scores_t(fused_key_tile, fused_query_tile);
     RowMatrix<Scalar> queries(fused_query_tile, D), queries_t(D, fused_query_tile);
-    RowMatrix<Scalar> keys(S, D), values(S, Dv);  // the task's keys and values, contiguous
+    RowMatrix<Scalar> keys, values;  // the task's keys and values, contiguous, when copied
     RowMatrix<Scalar> acc(fused_query_tile, Dv);
     RowArray row_max(fused_query_tile), row_sum(fused_query_tile), new_max(fused_query_tile),
         shift(fused_query_tile), rescale(fused_query_tile), keep(fused_query_tile);
@@ -112,14 +140,31 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
     ATTN_OMP(for schedule(dynamic, 1))
     for (Index task = 0; task < tasks.size(); ++task) {
       const Index n = task / tasks.groups;
+      const Index n_kv = kv_leading(n, heads, kv_heads);
       const auto Q = as_matrix(leading_matrix(q, n));
-      const auto K = as_matrix(leading_matrix(k, n));
-      const auto V = as_matrix(leading_matrix(v, n));
+      const auto K = as_matrix(leading_matrix(k, n_kv));
+      const auto V = as_matrix(leading_matrix(v, n_kv));
+      const HeadMasking<Scalar> head = masking.at(n);
+      const Mask& mask = head.mask;
       const Index last = tasks.last_tile(task);
       const Index last_q0 = last * fused_query_tile;
+      // The keys any tile of the task sees: from the first tile's first (a sliding window's
+      // start) to the last tile's last; keys[j] holds key j.
+      const Index first_key = mask.key_begin(task % tasks.groups * fused_query_tile, S);
       const Index packed = mask.key_end(last_q0, std::min(fused_query_tile, T - last_q0), S);
-      copy_rows(K, 0, packed, keys.data());
-      copy_rows(V, 0, packed, values.data());
+      // Keys and values already contiguous (a KV cache's head, a (B, H, S, D) tensor) are read
+      // in place: decoding one query, the copy alone would double what the step reads.
+      const bool keys_in_place = K.outerStride() == D, values_in_place = V.outerStride() == Dv;
+      if (packed > first_key && !keys_in_place) {
+        keys.resize(S, D);  // once per thread: later calls find it sized
+        copy_rows(K, first_key, packed - first_key, keys.data() + first_key * D);
+      }
+      if (packed > first_key && !values_in_place) {
+        values.resize(S, Dv);
+        copy_rows(V, first_key, packed - first_key, values.data() + first_key * Dv);
+      }
+      const Scalar* key_rows = keys_in_place ? K.data() : keys.data();
+      const Scalar* value_rows = values_in_place ? V.data() : values.data();
 
       // With a causal mask later query tiles see more keys: the largest goes first.
       for (Index tile = last; tile >= 0; tile -= tasks.groups) {
@@ -135,13 +180,21 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
         l.setZero();
         a.setZero();
         const Index key_end = mask.key_end(q0, rows, S);
-        for (Index k0 = 0; k0 < key_end; k0 += fused_key_tile) {
+        for (Index k0 = mask.key_begin(q0, S); k0 < key_end; k0 += fused_key_tile) {
           const Index cols = std::min(fused_key_tile, key_end - k0);
+          if (rows == 1 && dropout == nullptr) {
+            // One query (decoding): its scores are one contiguous column, and the online
+            // softmax runs along it in whole-vector passes rather than key by key.
+            online_softmax_single_query(cols, D, Dv, scale, key_rows + k0 * D, value_rows + k0 * Dv,
+                                        queries.data(), head, q0, k0, scores_t.data(), m(0), l(0),
+                                        a.data());
+            continue;
+          }
           auto s_t = scores_t.topLeftCorner(cols, rows);
           // Scores of this tile, (keys, queries), masked only where the tile crosses the mask.
-          tile_gemm(cols, rows, D, scale, keys.data() + k0 * D, D, Index{1}, queries_t.data(),
+          tile_gemm(cols, rows, D, scale, key_rows + k0 * D, D, Index{1}, queries_t.data(),
                     fused_query_tile, false, scores_t.data(), fused_query_tile);
-          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(s_t, q0, k0);
+          head.apply_transposed(s_t, q0, k0);
           // Online softmax update. A query that has seen only masked keys keeps m = -inf;
           // shifting it by 0 instead of -inf keeps its weights at exactly 0 rather than NaN.
           // (Its rescale factor exp(-inf) may come out tiny rather than 0: it multiplies
@@ -165,7 +218,7 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
           a.array().colwise() *= factor.transpose();
           // acc += P v, P read transposed from the (keys, queries) tile.
           tile_gemm(rows, Dv, cols, Scalar(1), scores_t.data(), Index{1}, fused_query_tile,
-                    values.data() + k0 * Dv, Dv, true, acc.data(), Dv);
+                    value_rows + k0 * Dv, Dv, true, acc.data(), Dv);
           m = m_new;
         }
         // Normalise. A query that saw only masked keys still has m = -inf and l = 0: test m.
@@ -185,27 +238,32 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
 /// Backward of fused_attention, recomputing the weights tile by tile from the saved per-row
 /// log-sum-exp (FlashAttention-2's backward, Dao 2023): P = exp(scale q k^T - lse) needs no
 /// softmax sums, and rowsum(dP * P) equals rowsum(dout * out), computed once per row. Each task
-/// owns one (batch, head), so its dq, dk and dv are written without races; it copies q, k, v and
-/// dout of its head to contiguous buffers once (q and dout also transposed), O((T + S) * D) per
-/// thread, and all six tile products run through tile_gemm on tiles held keys by queries, as in
-/// the forward. Writes (does not accumulate) grad_q, grad_k, grad_v.
+/// owns one (batch, kv head) and the query heads that read it (one, without grouped-query
+/// attention), so its dq, dk and dv are written without races, dk and dv summed over those
+/// heads; it copies k and v of its head to contiguous buffers once, and q and dout of each query
+/// head (also transposed), O((T + S) * D) per thread; all six tile products run through
+/// tile_gemm on tiles held keys by queries, as in the forward. Writes (does not accumulate)
+/// grad_q, grad_k, grad_v.
 template <typename Scalar, int Rank>
 void fused_attention_backward(
     const TensorView<const Scalar, Rank>& q, const TensorView<const Scalar, Rank>& k,
     const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
-    const Mask& mask, const PositionalDropout<Scalar>* dropout, const Scalar* lse) {
+    const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
+    const Scalar* lse) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
   const Index D = q.shape()[Rank - 1];
   const Index Dv = v.shape()[Rank - 1];
-  const Index count = leading_count<Rank>(q.shape());
+  const Index kv_count = leading_count<Rank>(k.shape());
+  const Index heads = heads_of<Rank>(q.shape()), kv_heads = heads_of<Rank>(k.shape());
+  const Index group = heads / kv_heads;  // query heads per kv head
   constexpr Index Bq = fused_query_tile, Bk = fused_key_tile;
 
-  ATTN_OMP(parallel num_threads(count < 2 ? 1 : num_threads())) {
+  ATTN_OMP(parallel num_threads(kv_count < 2 ? 1 : num_threads())) {
     // Tiles keys by queries: (j, i) is key k0 + j, query q0 + i.
     RowMatrix<Scalar> probabilities_t(Bk, Bq), grad_scores_t(Bk, Bq);
     // q and dout transposed tile by tile, (D, Bq) blocks one after another: as one (D, T)
@@ -229,77 +287,91 @@ void fused_attention_backward(
       key_high.resize(static_cast<std::size_t>(T));
     }
     ATTN_OMP(for schedule(dynamic, 1))
-    for (Index n = 0; n < count; ++n) {
-      const auto O = as_matrix(leading_matrix(out, n));
-      const auto dO = as_matrix(leading_matrix(grad_out, n));
-      copy_rows(as_matrix(leading_matrix(q, n)), 0, T, queries.data());
-      copy_rows(as_matrix(leading_matrix(k, n)), 0, S, keys.data());
-      copy_rows(as_matrix(leading_matrix(v, n)), 0, S, values.data());
-      copy_rows(dO, 0, T, grads.data());
-      for (Index tile = 0; tile < query_tiles; ++tile) {
-        const Index rows = std::min(Bq, T - tile * Bq);
-        queries_t.middleRows(tile * D, D).leftCols(rows) =
-            queries.middleRows(tile * Bq, rows).transpose();
-        grads_t.middleRows(tile * Dv, Dv).leftCols(rows) =
-            grads.middleRows(tile * Bq, rows).transpose();
-      }
-      for (Index i = 0; i < T; ++i) {
-        row_dot(i) = dO.row(i).dot(O.row(i));  // rowsum(dP * P) = rowsum(dout * out)
-        const Scalar row_lse = lse[n * T + i];
-        shift(i) = row_lse == minus_inf ? std::numeric_limits<Scalar>::infinity() : row_lse;
-      }
-      dq.setZero();
-      if (dropout != nullptr) dropout->row_keys(n, 0, T, key_low.data(), key_high.data());
-
-      for (Index k0 = 0; k0 < S; k0 += Bk) {
-        const Index cols = std::min(Bk, S - k0);
-        const Scalar* k_tile = keys.data() + k0 * D;
-        const Scalar* v_tile = values.data() + k0 * Dv;
-        dk.topRows(cols).setZero();
-        dv.topRows(cols).setZero();
-        for (Index q0 = 0; q0 < T; q0 += Bq) {
-          const Index rows = std::min(Bq, T - q0);
-          if (mask.key_end(q0, rows, S) <= k0) continue;  // every key of this tile is masked
-          auto p_t = probabilities_t.topLeftCorner(cols, rows);
-          auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
-          // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-          tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0 * D, Bq, false,
-                    probabilities_t.data(), Bq);
-          if (!mask.tile_is_unmasked(q0, k0, cols)) mask.apply_transposed(p_t, q0, k0);
-          for (Index j = 0; j < cols; ++j) exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
-          // 4. P' = dropout(P), the same mask again (its multipliers M, 0 or 1 / (1 - p))
-          const Scalar* weights_t = probabilities_t.data();
-          if (dropout != nullptr) {
-            for (Index j = 0; j < cols; ++j) {
-              dropout->multipliers(k0 + j, rows, key_low.data() + q0, key_high.data() + q0,
-                                   keep_t.row(j).data());
-            }
-            dropped_t.topLeftCorner(cols, rows) =
-                p_t.cwiseProduct(keep_t.topLeftCorner(cols, rows));
-            weights_t = dropped_t.data();
-          }
-          // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
-          tile_gemm(cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1}, grads.data() + q0 * Dv, Dv,
-                    true, dv.data(), Dv);
-          tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0 * Dv, Bq,
-                    false, grad_scores_t.data(), Bq);
-          // 4. P' = P M          ->  dP = dP' M
-          if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
-          // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
-          for (Index j = 0; j < cols; ++j) {
-            ds_t.row(j).array() =
-                p_t.row(j).array() * (ds_t.row(j).array() - row_dot.segment(q0, rows));
-          }
-          // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
-          tile_gemm(rows, D, cols, scale, grad_scores_t.data(), Index{1}, Bq, k_tile, D, true,
-                    dq.data() + q0 * D, D);
-          tile_gemm(cols, D, rows, scale, grad_scores_t.data(), Bq, Index{1},
-                    queries.data() + q0 * D, D, true, dk.data(), D);
+    for (Index n_kv = 0; n_kv < kv_count; ++n_kv) {
+      copy_rows(as_matrix(leading_matrix(k, n_kv)), 0, S, keys.data());
+      copy_rows(as_matrix(leading_matrix(v, n_kv)), 0, S, values.data());
+      auto dK = as_matrix(leading_matrix(grad_k, n_kv));
+      auto dV = as_matrix(leading_matrix(grad_v, n_kv));
+      for (Index g = 0; g < group; ++g) {
+        const Index n = n_kv / kv_heads * heads + n_kv % kv_heads * group + g;
+        const HeadMasking<Scalar> head = masking.at(n);
+        const Mask& mask = head.mask;
+        const auto O = as_matrix(leading_matrix(out, n));
+        const auto dO = as_matrix(leading_matrix(grad_out, n));
+        copy_rows(as_matrix(leading_matrix(q, n)), 0, T, queries.data());
+        copy_rows(dO, 0, T, grads.data());
+        for (Index tile = 0; tile < query_tiles; ++tile) {
+          const Index rows = std::min(Bq, T - tile * Bq);
+          queries_t.middleRows(tile * D, D).leftCols(rows) =
+              queries.middleRows(tile * Bq, rows).transpose();
+          grads_t.middleRows(tile * Dv, Dv).leftCols(rows) =
+              grads.middleRows(tile * Bq, rows).transpose();
         }
-        as_matrix(leading_matrix(grad_k, n)).middleRows(k0, cols) = dk.topRows(cols);
-        as_matrix(leading_matrix(grad_v, n)).middleRows(k0, cols) = dv.topRows(cols);
+        for (Index i = 0; i < T; ++i) {
+          row_dot(i) = dO.row(i).dot(O.row(i));  // rowsum(dP * P) = rowsum(dout * out)
+          const Scalar row_lse = lse[n * T + i];
+          shift(i) = row_lse == minus_inf ? std::numeric_limits<Scalar>::infinity() : row_lse;
+        }
+        dq.setZero();
+        if (dropout != nullptr) dropout->row_keys(n, 0, T, key_low.data(), key_high.data());
+
+        for (Index k0 = 0; k0 < S; k0 += Bk) {
+          const Index cols = std::min(Bk, S - k0);
+          const Scalar* k_tile = keys.data() + k0 * D;
+          const Scalar* v_tile = values.data() + k0 * Dv;
+          dk.topRows(cols).setZero();
+          dv.topRows(cols).setZero();
+          for (Index q0 = 0; q0 < T; q0 += Bq) {
+            const Index rows = std::min(Bq, T - q0);
+            // Every key of this tile is masked for every query of this query tile: skip it.
+            if (mask.key_end(q0, rows, S) <= k0 || mask.key_begin(q0, S) >= k0 + cols) continue;
+            auto p_t = probabilities_t.topLeftCorner(cols, rows);
+            auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
+            // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
+            tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0 * D, Bq,
+                      false, probabilities_t.data(), Bq);
+            head.apply_transposed(p_t, q0, k0);
+            for (Index j = 0; j < cols; ++j)
+              exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
+            // 4. P' = dropout(P), the same mask again (its multipliers M, 0 or 1 / (1 - p))
+            const Scalar* weights_t = probabilities_t.data();
+            if (dropout != nullptr) {
+              for (Index j = 0; j < cols; ++j) {
+                dropout->multipliers(k0 + j, rows, key_low.data() + q0, key_high.data() + q0,
+                                     keep_t.row(j).data());
+              }
+              dropped_t.topLeftCorner(cols, rows) =
+                  p_t.cwiseProduct(keep_t.topLeftCorner(cols, rows));
+              weights_t = dropped_t.data();
+            }
+            // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
+            tile_gemm(cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1}, grads.data() + q0 * Dv,
+                      Dv, true, dv.data(), Dv);
+            tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0 * Dv, Bq,
+                      false, grad_scores_t.data(), Bq);
+            // 4. P' = P M          ->  dP = dP' M
+            if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
+            // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
+            for (Index j = 0; j < cols; ++j) {
+              ds_t.row(j).array() =
+                  p_t.row(j).array() * (ds_t.row(j).array() - row_dot.segment(q0, rows));
+            }
+            // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
+            tile_gemm(rows, D, cols, scale, grad_scores_t.data(), Index{1}, Bq, k_tile, D, true,
+                      dq.data() + q0 * D, D);
+            tile_gemm(cols, D, rows, scale, grad_scores_t.data(), Bq, Index{1},
+                      queries.data() + q0 * D, D, true, dk.data(), D);
+          }
+          if (g == 0) {
+            dK.middleRows(k0, cols) = dk.topRows(cols);
+            dV.middleRows(k0, cols) = dv.topRows(cols);
+          } else {  // the group's later query heads add theirs
+            dK.middleRows(k0, cols) += dk.topRows(cols);
+            dV.middleRows(k0, cols) += dv.topRows(cols);
+          }
+        }
+        as_matrix(leading_matrix(grad_q, n)) = dq;
       }
-      as_matrix(leading_matrix(grad_q, n)) = dq;
     }
   }
 }

@@ -5,7 +5,8 @@
 //
 // Shape letters, used in every kernel comment:
 //   B batch, H heads (any leading dims, written "..."), T query tokens, S key/value tokens,
-//   D query/key head dim, Dv value head dim.
+//   D query/key head dim, Dv value head dim; Hkv the heads of k and v when they are fewer than
+//   q's (grouped-query attention: a divisor of H).
 //
 // Two implementations sit behind this one entry point: the reference path
 // (kernels/reference_attention.hpp) materialises the (T, S) scores and runs the book's five
@@ -47,6 +48,12 @@ template <typename Scalar>
 struct AttentionOptions {
   /// Which keys each query may not see; `true` = masked out.
   Mask mask = Mask::none();
+  /// Optional, added to the scaled scores before the mask: PyTorch's float `attn_mask` of
+  /// F.scaled_dot_product_attention, (B or 1, H or 1, T, S), broadcast against q's leading dims
+  /// aligned on the right (for a rank-3 q (B, T, D): (1, B or 1, T, S)). -inf entries mask a
+  /// pair; NaN and +inf are refused. An empty view adds nothing. The view must outlive the
+  /// backward, which reads it again.
+  TensorView<const Scalar, 4> additive_mask;
   /// Multiplies q k^T; unset means 1 / sqrt(D). The simplified rung passes 1.
   std::optional<Scalar> scale;
   /// Probability of dropping an attention weight, applied only when `training` is true.
@@ -69,18 +76,35 @@ struct AttentionCache {
   std::vector<Scalar> log_sum_exp;
   Generator dropout_replay;        ///< reference path: the generator before the forward's draws
   std::uint64_t dropout_seed = 0;  ///< fused path: the seed of its PositionalDropout
+  TensorView<const Scalar, 4> additive_mask;  ///< the forward's additive mask (a view), if any
 };
 
 namespace detail {
 
 template <int Rank>
-void check_same_leading(const Shape<Rank>& expected, const Shape<Rank>& actual, const char* name) {
+void check_same_leading(const Shape<Rank>& expected, const Shape<Rank>& actual, const char* name,
+                        const char* reference = "q") {
   for (int d = 0; d + 2 < Rank; ++d) {
     if (expected[d] != actual[d]) {
       throw ShapeError(concat("scaled_dot_product_attention: ", name, " has shape ",
-                              to_string(actual), " but q has shape ", to_string(expected),
-                              "; the leading (batch, head) dims must match"));
+                              to_string(actual), " but ", reference, " has shape ",
+                              to_string(expected), "; the leading (batch, head) dims must match"));
     }
+  }
+}
+
+/// k's leading dims against q's: equal, except that k may have fewer heads (its last leading
+/// dim), a divisor of q's: grouped-query attention.
+template <int Rank>
+void check_kv_leading(const Shape<Rank>& q, const Shape<Rank>& k) {
+  for (int d = 0; d + 2 < Rank; ++d) {
+    const bool heads = d == Rank - 3;
+    if (q[d] == k[d] || (heads && k[d] > 0 && q[d] % k[d] == 0)) continue;
+    throw ShapeError(concat("scaled_dot_product_attention: k has shape ", to_string(k),
+                            " but q has shape ", to_string(q),
+                            "; the leading (batch, head) dims must match, except that k and v "
+                            "may have fewer heads, a divisor of q's (grouped-query attention: ",
+                            q[d], " query heads, ", k[d], " kv heads)"));
   }
 }
 
@@ -95,14 +119,51 @@ void require_rows_mappable(const char* who, const char* name, const TensorView<T
   }
 }
 
+/// @throws ShapeError unless the additive mask broadcasts against q's leading dims (aligned on
+///         the right, as PyTorch broadcasts) and ends in (T, S); std::invalid_argument for a NaN
+///         or +inf entry.
+template <typename Scalar, int Rank>
+void check_additive_mask(const TensorView<const Scalar, 4>& mask, const Shape<Rank>& q, Index S) {
+  constexpr const char* who = "scaled_dot_product_attention";
+  if (mask.data() == nullptr && mask.numel() == 0) return;
+  if constexpr (Rank > 4) {
+    throw ShapeError(concat(who, ": an additive mask needs q of rank 2 to 4, not ", Rank));
+  } else {
+    const Index T = q[Rank - 2];
+    bool fits = mask.size(2) == T && mask.size(3) == S;
+    for (int d = 0; d < 2; ++d) {
+      const int qd = Rank - 4 + d;  // q's dim aligned with the mask's dim d, if any
+      const Index against = qd >= 0 ? q[qd] : 1;
+      fits = fits && (mask.size(d) == 1 || mask.size(d) == against);
+    }
+    if (!fits) {
+      throw ShapeError(concat(who, ": additive mask has shape ", to_string(mask.shape()),
+                              " but must broadcast to q's leading dims and end in (T, S) = (", T,
+                              ", ", S, ") (q ", to_string(q), ")"));
+    }
+    require_rows_mappable(who, "additive mask", mask);
+    for (Index a = 0; a < mask.size(0); ++a) {
+      for (Index b = 0; b < mask.size(1); ++b) {
+        const auto values = as_matrix(broadcast_matrix(mask, a * mask.size(1) + b, mask.size(1)));
+        if (values.array().isNaN().any() ||
+            (values.array() == std::numeric_limits<Scalar>::infinity()).any()) {
+          throw std::invalid_argument(concat(who, ": additive mask [", a, ", ", b,
+                                             "] holds NaN or +inf; only finite values and "
+                                             "-inf (masked) are allowed"));
+        }
+      }
+    }
+  }
+}
+
 /// All the checks of the kernel's public entry point, in one place.
 template <typename Scalar, int Rank>
 Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shape<Rank>& v,
                           const Shape<Rank>& out, const Shape<Rank>* weights,
                           const AttentionOptions<Scalar>& options) {
   constexpr const char* who = "scaled_dot_product_attention";
-  check_same_leading<Rank>(q, k, "k");
-  check_same_leading<Rank>(q, v, "v");
+  check_kv_leading<Rank>(q, k);
+  check_same_leading<Rank>(k, v, "v", "k");
   check_same_leading<Rank>(q, out, "out");
   const Index T = q[Rank - 2], D = q[Rank - 1], S = k[Rank - 2], Dv = v[Rank - 1];
   if (k[Rank - 1] != D) {
@@ -125,6 +186,8 @@ Scalar validate_attention(const Shape<Rank>& q, const Shape<Rank>& k, const Shap
     }
   }
   options.mask.check_shape(T, S, who);
+  options.mask.check_batch(Rank > 2 ? q[0] : 1, who);
+  check_additive_mask<Scalar, Rank>(options.additive_mask, q, S);
   validate_dropout(options.dropout, who);
   if (options.training && options.dropout > Scalar(0) && options.generator == nullptr) {
     throw std::invalid_argument(
@@ -209,18 +272,21 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
     if (apply_dropout && !fused) cache->dropout_replay = *options.generator;
     cache->log_sum_exp.assign(fused ? static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]) : 0,
                               Scalar(0));
+    cache->additive_mask = options.additive_mask;
   }
   // The bodies run on rank-4 views (as_kernel_rank), so ranks 2 to 4 share one instantiation.
   using detail::as_kernel_rank;
+  const auto masking =
+      detail::score_masking(as_kernel_rank(q), options.mask, options.additive_mask);
   if (fused) {
     detail::fused_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
-                            as_kernel_rank(out), scale, options.mask,
+                            as_kernel_rank(out), scale, masking,
                             positional ? &*positional : nullptr,
                             cache != nullptr ? cache->log_sum_exp.data() : nullptr);
   } else {
     const auto weights_view = as_kernel_rank(weights);
     detail::reference_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
-                                as_kernel_rank(out), scale, options.mask,
+                                as_kernel_rank(out), scale, masking,
                                 apply_dropout ? options.dropout : Scalar(0), options.generator,
                                 want_weights ? &weights_view : nullptr);
   }
@@ -248,6 +314,7 @@ void scaled_dot_product_attention_backward(
   constexpr const char* who = "scaled_dot_product_attention_backward";
   AttentionOptions<Scalar> shapes_only;  // dropout and scale come from the cache
   shapes_only.mask = mask;
+  shapes_only.additive_mask = cache.additive_mask;
   detail::validate_attention<Scalar, Rank>(q.shape(), k.shape(), v.shape(), out.shape(), nullptr,
                                            shapes_only);
   const std::pair<const char*, std::pair<Shape<Rank>, Shape<Rank>>> pairs[] = {
@@ -271,6 +338,7 @@ void scaled_dot_product_attention_backward(
                                                                              {"grad_v", grad_v}};
   for (const auto& [name, view] : operands) detail::require_rows_mappable(who, name, view);
   using detail::as_kernel_rank;  // one instantiation of the bodies for ranks 2 to 4
+  const auto masking = detail::score_masking(as_kernel_rank(q), mask, cache.additive_mask);
   if (cache.fused) {
     const auto rows = static_cast<std::size_t>(q.numel() / q.shape()[Rank - 1]);
     if (cache.log_sum_exp.size() != rows) {
@@ -282,14 +350,14 @@ void scaled_dot_product_attention_backward(
     detail::fused_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
                                      as_kernel_rank(out), as_kernel_rank(grad_out),
                                      as_kernel_rank(grad_q), as_kernel_rank(grad_k),
-                                     as_kernel_rank(grad_v), cache.scale, mask,
+                                     as_kernel_rank(grad_v), cache.scale, masking,
                                      positional ? &*positional : nullptr, cache.log_sum_exp.data());
   } else {
     Generator replay = cache.dropout_replay;
     detail::reference_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
                                          as_kernel_rank(grad_out), as_kernel_rank(grad_q),
                                          as_kernel_rank(grad_k), as_kernel_rank(grad_v),
-                                         cache.scale, mask, cache.dropout, &replay);
+                                         cache.scale, masking, cache.dropout, &replay);
   }
 }
 
@@ -307,13 +375,7 @@ void scaled_dot_product_attention_backward(
       const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,                    \
       const TensorView<Scalar, Rank>&, const TensorView<Scalar, Rank>&, const Mask&,              \
       const AttentionCache<Scalar>&);
-#define ATTN_SDPA_INSTANTIATIONS(prefix)          \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 2)  \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 3)  \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, float, 4)  \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 2) \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 3) \
-  ATTN_SDPA_INSTANTIATIONS_FOR(prefix, double, 4)
+#define ATTN_SDPA_INSTANTIATIONS(prefix) ATTN_FOR_KERNEL_TYPES(ATTN_SDPA_INSTANTIATIONS_FOR, prefix)
 // NOLINTEND(bugprone-macro-parentheses)
 ATTN_EXTERN_TEMPLATES(ATTN_SDPA_INSTANTIATIONS)
 

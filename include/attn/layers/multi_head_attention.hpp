@@ -39,18 +39,7 @@ class MultiHeadAttention : public detail::MultiHeadEngine<ScalarType>,
   MultiHeadAttention(Index d_in, Index d_out, Index context_length, Scalar dropout, Index num_heads,
                      bool qkv_bias = false, GeneratorRef generator = Generator())
       : Engine("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads, qkv_bias) {
-    // nn.Linear draws weight then bias, for W_query, W_key, W_value in turn, then out_proj.
-    const Scalar bound = Linear<Scalar>::init_bound(d_in);
-    const auto draw = [&](const auto& view) {
-      for (Index i = 0; i < view.numel(); ++i) {
-        view.data()[i] = generator.get().template uniform<Scalar>(-bound, bound);
-      }
-    };
-    for (Index part = 0; part < 3; ++part) {
-      draw(this->weight_part(part));
-      draw(this->bias_part(part));
-    }
-    this->out().reset_parameters(generator.get());
+    this->reset_split_parameters(generator.get());
   }
 
   /// The (d_out, d_in) projection weights and (d_out) biases (empty without qkv_bias), as views

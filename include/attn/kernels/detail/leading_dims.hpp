@@ -31,6 +31,37 @@ TensorView<T, 2> leading_matrix(const TensorView<T, Rank>& view, Index flat) {
                           {view.strides()[Rank - 2], view.strides()[Rank - 1]});
 }
 
+/// The heads of a view: its last leading dim (1 for a single (tokens, dim) matrix).
+template <int Rank>
+Index heads_of(const Shape<Rank>& shape) {
+  if constexpr (Rank >= 3) {
+    return shape[Rank - 3];
+  } else {
+    return 1;
+  }
+}
+
+/// Grouped-query attention: the leading position of the keys and values that query position
+/// `flat` reads when q has `heads` positions in its last leading dim and k, v have `kv_heads`
+/// (a divisor): query head h reads kv head h / (heads / kv_heads), what PyTorch's
+/// `repeat_interleave(heads / kv_heads, dim=1)` of k and v would give, without the copies.
+inline Index kv_leading(Index flat, Index heads, Index kv_heads) {
+  if (heads == kv_heads) return flat;
+  return flat / heads * kv_heads + flat % heads / (heads / kv_heads);
+}
+
+/// The (T, S) matrix of a (A0, A1, T, S) additive mask broadcast against leading position
+/// `flat` of a rank-4 kernel view whose leading dims are (outer, inner): a dim of 1 repeats.
+template <typename Scalar>
+TensorView<const Scalar, 2> broadcast_matrix(const TensorView<const Scalar, 4>& mask, Index flat,
+                                             Index inner) {
+  const Index i0 = mask.size(0) == 1 ? 0 : flat / inner;
+  const Index i1 = mask.size(1) == 1 ? 0 : flat % inner;
+  return TensorView<const Scalar, 2>(
+      element_pointer(mask.data(), i0 * mask.strides()[0] + i1 * mask.strides()[1], mask.shape()),
+      {mask.size(2), mask.size(3)}, {mask.strides()[2], mask.strides()[3]});
+}
+
 /// The rank the kernels' bodies are compiled for: views of rank 2 and 3 gain unit leading dims
 /// (as_kernel_rank), so one instantiation per element type serves ranks 2 to 4; a view of higher
 /// rank keeps its own.

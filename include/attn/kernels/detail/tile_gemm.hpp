@@ -16,6 +16,7 @@
 #define ATTN_KERNELS_DETAIL_TILE_GEMM_HPP
 
 #include "attn/config.hpp"
+#include "attn/tensor/eigen_interop.hpp"
 
 namespace attn::detail {
 
@@ -64,17 +65,24 @@ void tile_gemm_block(Index k, Scalar alpha, const Scalar* a, Index a_row, Index 
   }
 }
 
-/// The same for R rows and the last columns (fewer than a packet): plain scalar loops.
+/// The same for R rows and the last columns (fewer than a packet), through Eigen's product on
+/// strided maps: with one column left (a single query when decoding, scores of keys by one
+/// query) that is a matrix-vector product, vectorised along k, where a scalar loop would leave
+/// the whole score product unvectorised.
 template <typename Scalar>
 void tile_gemm_scalar(Index rows, Index cols, Index k, Scalar alpha, const Scalar* a, Index a_row,
                       Index a_col, const Scalar* b, Index ldb, bool accumulate, Scalar* c,
                       Index ldc) {
-  for (Index i = 0; i < rows; ++i) {
-    for (Index j = 0; j < cols; ++j) {
-      Scalar sum(0);
-      for (Index l = 0; l < k; ++l) sum += a[i * a_row + l * a_col] * b[l * ldb + j];
-      c[i * ldc + j] = alpha * sum + (accumulate ? c[i * ldc + j] : Scalar(0));
-    }
+  using Strided = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  using Outer = Eigen::OuterStride<>;
+  const Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Strided> A(a, rows, k,
+                                                                         Strided(a_row, a_col));
+  const Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Outer> B(b, k, cols, Outer(ldb));
+  Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Outer> C(c, rows, cols, Outer(ldc));
+  if (accumulate) {
+    C.noalias() += alpha * (A * B);
+  } else {
+    C.noalias() = alpha * (A * B);
   }
 }
 

@@ -6,16 +6,23 @@
 #ifndef ATTN_LAYERS_DETAIL_CAUSAL_CORE_HPP
 #define ATTN_LAYERS_DETAIL_CAUSAL_CORE_HPP
 
+#include <algorithm>
+#include <exception>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "attn/config.hpp"
 #include "attn/kernels/dropout.hpp"
+#include "attn/kernels/merge_attention.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
 #include "attn/layers/detail/validate.hpp"
+#include "attn/layers/kv_cache.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/view_ops.hpp"
+#include "attn/threads.hpp"
 
 namespace attn::detail {
 
@@ -40,6 +47,16 @@ class CausalCore {
   void set_attention_path(AttentionPath path) { path_ = path; }
   AttentionPath attention_path() const { return path_; }
 
+  /// Sliding-window attention (the book's MultiHeadAttentionWithSWA): query i sees only keys
+  /// j with 0 <= i - j < window, and the fused kernel skips the key tiles outside that band.
+  /// @throws std::invalid_argument if window < 1.
+  void set_window(Index window) {
+    require_positive(who_, "window", window);
+    window_ = window;
+  }
+  /// The sliding window, 0 for plain causal attention.
+  Index window() const { return window_; }
+
   /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
   /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
   /// With a cache, keeps what attend_backward needs; with weights (B, H, T, T), writes the
@@ -56,9 +73,70 @@ class CausalCore {
     std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
     if (attention.training && attention.dropout > Scalar(0)) draws.lock();
     scaled_dot_product_attention<Scalar, 4>(
-        split_heads(queries, num_heads_), split_heads(keys, num_heads_),
-        split_heads(values, num_heads_), split_heads(context, num_heads_), attention, weights,
+        split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
+        split_heads(values, kv_heads_), split_heads(context, num_heads_), attention, weights,
         cache);
+  }
+
+  /// attend for inference with a KV cache: appends the (B, T, kv_heads * head_dim) keys and
+  /// values of the next T positions to `cache` and attends the queries over every cached
+  /// position they may see (query i of the chunk sits at position cache.size() + i).
+  ///
+  /// The keys a chunk sees are one run of the cache's slots (a cache that keeps every
+  /// position), or, in a windowed cache's ring, up to two runs plus the chunk itself. One run
+  /// is one kernel call with the causal mask offset by the cached positions. Several runs are
+  /// attended one by one and their partials merged with their log-sum-exp (exact:
+  /// merge_attention.hpp), so the ring is never copied into order. When decoding leaves threads
+  /// idle (few queries, fewer (batch, head) pairs than threads), long runs are also split into
+  /// pieces that run on separate threads and are merged the same way ("flash decoding").
+  void attend_cached(const TensorView<const Scalar, 3>& queries,
+                     const TensorView<const Scalar, 3>& keys,
+                     const TensorView<const Scalar, 3>& values,
+                     const TensorView<Scalar, 3>& context, KVCache<Scalar>& cache) const {
+    const Index batch = queries.size(0), T = queries.size(1);
+    cache.check_layer(who_, batch, kv_heads_, d_out_ / num_heads_);
+    cache.check_room(who_, T);
+    if (cache.window() > 0 && cache.window() != window_) {
+      throw std::invalid_argument(concat(who_, ": the KV cache keeps a window of ", cache.window(),
+                                         " positions but the layer's window is ", window_,
+                                         " (0: none); they must agree"));
+    }
+    const auto q = split_heads(queries, num_heads_);
+    const auto k = split_heads(keys, kv_heads_);
+    const auto v = split_heads(values, kv_heads_);
+    const Index cached = cache.size();
+    std::vector<KeyRun> runs;
+    if (cache.window() == 0) {
+      cache.append(k, v);
+      // With a window only the last positions are seen: from cached - window + 1 on.
+      const Index first = window_ > 0 ? std::max<Index>(0, cached - window_ + 1) : 0;
+      runs.push_back({slice(cache.keys(), 2, first, cached + T),
+                      slice(cache.values(), 2, first, cached + T), cached - first});
+    } else {
+      // The ring: position p in slot p % W. The chunk's first query sees positions from
+      // cached - W + 1 on; split them where the slots wrap. Keys at positions begin + j:
+      // query i (position cached + i) sees them while 0 <= cached + i - begin - j < W.
+      const Index W = cache.window();
+      const Index first = std::max<Index>(0, cached - W + 1);
+      const Index wrap = (first / W + 1) * W;
+      for (const auto& [begin, end] :
+           {std::pair{first, std::min(cached, wrap)}, std::pair{wrap, cached}}) {
+        if (end <= begin) continue;
+        const Index slot = begin % W;
+        runs.push_back({slice(cache.keys(), 2, slot, slot + end - begin),
+                        slice(cache.values(), 2, slot, slot + end - begin), cached - begin});
+      }
+      runs.push_back({k, v, 0});  // the chunk's own keys
+    }
+    const bool dropping = training_ && dropout_ > Scalar(0);
+    if (dropping && runs.size() > 1) {
+      throw std::invalid_argument(concat(
+          who_, ": a windowed KV cache attends in pieces merged by log-sum-exp, which dropout (",
+          dropout_, ") in training mode would not survive; call eval() for inference"));
+    }
+    if (!dropping) split_for_threads(runs, q.size(0) * q.size(1), T);
+    attend_runs(q, runs, split_heads(context, num_heads_));
+    if (cache.window() > 0) cache.append(k, v);  // after the ring's old slots were read
   }
 
   /// Backward of attend: writes the (B, T, d_out) gradients of queries, keys and values.
@@ -69,23 +147,26 @@ class CausalCore {
       const TensorView<Scalar, 3>& grad_keys, const TensorView<Scalar, 3>& grad_values,
       const AttentionCache<Scalar>& cache) const {
     scaled_dot_product_attention_backward<Scalar, 4>(
-        split_heads(queries, num_heads_), split_heads(keys, num_heads_),
-        split_heads(values, num_heads_), split_heads(context, num_heads_),
+        split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
+        split_heads(values, kv_heads_), split_heads(context, num_heads_),
         split_heads(grad_context, num_heads_), split_heads(grad_queries, num_heads_),
-        split_heads(grad_keys, num_heads_), split_heads(grad_values, num_heads_), Mask::causal(),
+        split_heads(grad_keys, kv_heads_), split_heads(grad_values, kv_heads_), options().mask,
         cache);
   }
 
  protected:
   /// @throws std::invalid_argument naming the first bad hyper-parameter and its value.
+  /// kv_heads: the heads of keys and values, a divisor of num_heads (grouped-query
+  /// attention); 0 means num_heads.
   CausalCore(const char* who, Index d_in, Index d_out, Index context_length, Scalar dropout,
-             Index num_heads)
+             Index num_heads, Index kv_heads = 0)
       : who_(who),
         d_in_(d_in),
         d_out_(d_out),
         context_length_(context_length),
         dropout_(dropout),
-        num_heads_(num_heads) {
+        num_heads_(num_heads),
+        kv_heads_(kv_heads == 0 ? num_heads : kv_heads) {
     require_positive(who, "d_in", d_in);
     require_positive(who, "d_out", d_out);
     require_positive(who, "context_length", context_length);
@@ -98,6 +179,7 @@ class CausalCore {
   }
 
   Index heads() const { return num_heads_; }
+  Index kv_heads() const { return kv_heads_; }
 
   /// @throws ShapeError unless x is (B, T, d_in) with T <= context_length.
   void check_input(const Shape<3>& x) const {
@@ -108,7 +190,7 @@ class CausalCore {
   /// The kernel options of this layer: causal mask, its dropout and mode, its generator.
   AttentionOptions<Scalar> options() const {
     AttentionOptions<Scalar> options;
-    options.mask = Mask::causal();
+    options.mask = window_ > 0 ? Mask::sliding_window(window_) : Mask::causal();
     options.dropout = dropout_;
     options.training = training_;
     options.generator = &dropout_generator_;
@@ -123,10 +205,91 @@ class CausalCore {
   }
 
  private:
+  /// Keys and values at consecutive positions; query i of the chunk sees key j of the run
+  /// while j <= i + offset (and, with a window, i + offset - j < window).
+  struct KeyRun {
+    TensorView<const Scalar, 4> keys, values;
+    Index offset;
+  };
+
+  /// The smallest piece split_for_threads cuts: below it a thread's start-up and the merge
+  /// cost more than the keys.
+  static constexpr Index min_split_keys = 256;
+
+  /// Splits the longest runs in place until every thread has a piece, when the kernel alone
+  /// would leave threads idle: one query tile (decoding) and fewer (batch, head) pairs than
+  /// twice the threads.
+  static void split_for_threads(std::vector<KeyRun>& runs, Index pairs, Index queries) {
+    const Index threads = num_threads();
+    if (threads < 2 || queries > 128 || pairs >= Index{2} * threads) return;
+    const Index wanted = (Index{2} * threads + pairs - 1) / pairs;  // pieces per pair
+    std::vector<KeyRun> pieces;
+    for (const auto& run : runs) {
+      const Index length = run.keys.size(2);
+      const Index count = std::clamp<Index>(length / min_split_keys, 1, wanted);
+      const Index step = (length + count - 1) / count;
+      for (Index begin = 0; begin < length; begin += step) {
+        const Index end = std::min(length, begin + step);
+        pieces.push_back(
+            {slice(run.keys, 2, begin, end), slice(run.values, 2, begin, end), run.offset - begin});
+      }
+    }
+    runs = std::move(pieces);
+  }
+
+  Mask run_mask(Index offset) const {
+    return window_ > 0 ? Mask::sliding_window(window_, offset) : Mask::causal(offset);
+  }
+
+  /// out = attention of q over the union of the runs: one kernel call for one run, otherwise a
+  /// partial per run (concurrently, each on one thread) merged by log-sum-exp.
+  void attend_runs(const TensorView<const Scalar, 4>& q, const std::vector<KeyRun>& runs,
+                   const TensorView<Scalar, 4>& out) const {
+    AttentionOptions<Scalar> attention = options();
+    if (runs.size() == 1) {
+      attention.mask = run_mask(runs[0].offset);
+      std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
+      if (attention.training && attention.dropout > Scalar(0)) draws.lock();
+      scaled_dot_product_attention<Scalar, 4>(q, runs[0].keys, runs[0].values, out, attention);
+      return;
+    }
+    const auto count = static_cast<Index>(runs.size());
+    const Shape<4> out_shape = out.shape();
+    std::vector<Tensor<Scalar, 4>> outs(runs.size());
+    std::vector<Tensor<Scalar, 3>> lses(runs.size());
+    for (Index r = 0; r < count; ++r) {
+      outs[r] = Tensor<Scalar, 4>::uninitialized(out_shape);
+      lses[r] = Tensor<Scalar, 3>::uninitialized({out_shape[0], out_shape[1], out_shape[2]});
+    }
+    // attention_partial throws for dropout in training mode: let every piece finish, then
+    // rethrow the first error outside the parallel region.
+    std::vector<std::exception_ptr> errors(runs.size());
+    ATTN_OMP(parallel for schedule(dynamic, 1) num_threads(num_threads()))
+    for (Index r = 0; r < count; ++r) {
+      try {
+        AttentionOptions<Scalar> piece = attention;
+        piece.mask = run_mask(runs[r].offset);
+        piece.path = AttentionPath::fused;  // the path that keeps the log-sum-exp to merge by
+        attention_partial<Scalar, 4>(q, runs[r].keys, runs[r].values, outs[r].view(),
+                                     lses[r].view(), piece);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    }
+    for (const auto& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+    std::vector<AttentionPartial<Scalar, 4>> partials;
+    for (Index r = 0; r < count; ++r) partials.push_back({outs[r].view(), lses[r].view()});
+    merge_attention_partials<Scalar, 4>(partials, out);
+  }
+
   const char* who_;
   Index d_in_, d_out_, context_length_;
   Scalar dropout_;
   Index num_heads_;
+  Index kv_heads_;
+  Index window_ = 0;      // 0: plain causal
   bool training_ = true;  // PyTorch modules start in training mode
   AttentionPath path_ = AttentionPath::automatic;
   // Training-mode forward draws dropout masks from here: it is the one piece of state a const

@@ -1,18 +1,24 @@
-// attn/layers/detail/multi_head_engine.hpp: everything MultiHeadAttention and
-// MultiHeadAttentionCombinedQKV share: they compute the same function and differ only in how
-// their parameters are named and initialised, so each is a thin front end deriving from this.
-// Queries, keys and values come from one (3 * d_out, d_in) projection, so x is read once in one
-// GEMM; the heads are strided views into its output, the kernel writes each head's context into
-// its columns of one (B, T, d_out) buffer, and out_proj reads that buffer. Private.
+// attn/layers/detail/multi_head_engine.hpp: everything MultiHeadAttention,
+// MultiHeadAttentionCombinedQKV and GroupedQueryAttention share: they compute the same function
+// (GQA with fewer key/value heads) and differ only in how their parameters are named and
+// initialised, so each is a thin front end deriving from this. Queries, keys and values come
+// from one (d_out + 2 * kv_dim, d_in) projection (kv_dim = kv_heads * head_dim, d_out for MHA),
+// so x is read once in one GEMM; the heads are strided views into its output, the kernel writes
+// each head's context into its columns of one (B, T, d_out) buffer, and out_proj reads that
+// buffer. Private.
 #ifndef ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 #define ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 
 #include <type_traits>
 
+#include <optional>
 #include "attn/config.hpp"
+
+#include "attn/kernels/rope.hpp"
 #include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
 #include "attn/layers/detail/validate.hpp"
+#include "attn/layers/kv_cache.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -28,10 +34,22 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
 
   Index num_heads() const { return this->heads(); }
   Index head_dim() const { return this->d_out() / this->heads(); }
+  /// Width of the keys (and of the values): kv_heads * head_dim, d_out without grouping.
+  Index kv_dim() const { return this->kv_heads() * head_dim(); }
 
-  /// What a training forward keeps for backward: the input, the (B, T, 3 d_out) projection,
-  /// the (B, T, d_out) context before the output projection, and the kernel's cache (log-sum-exp
-  /// per row, or the dropout generator's state).
+  /// Rotary position embeddings (RoPE, kernels/rope.hpp) on queries and keys, at their
+  /// absolute positions (a KV cache's offset included), as Llama-style models use them:
+  /// compute_rope_params(head_dim, theta_base, context_length); positions beyond
+  /// context_length are refused.
+  /// @throws std::invalid_argument as compute_rope_params (an odd head_dim, theta_base <= 0).
+  void set_rope(Scalar theta_base = Scalar(10000), Index context_length = 4096) {
+    rope_ = compute_rope_params<Scalar>(head_dim(), theta_base, context_length);
+  }
+  bool has_rope() const { return rope_.has_value(); }
+
+  /// What a training forward keeps for backward: the input, the (B, T, d_out + 2 kv_dim)
+  /// projection, the (B, T, d_out) context before the output projection, and the kernel's cache
+  /// (log-sum-exp per row, or the dropout generator's state).
   struct Cache {
     Tensor<Scalar, 3> x, projected, context;
     AttentionCache<Scalar> attention;
@@ -46,7 +64,27 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     return run(x, &cache);
   }
 
-  ATTN_LAYER_INPUT_CHECKS("MultiHeadAttention(CombinedQKV)", 3, "(batch, tokens, d_in)")
+  /// Inference with a KV cache (the book's use_cache): x (B, T, d_in) holds the next T tokens
+  /// of each sequence, after the cache.size() already cached; their keys and values are
+  /// appended to `cache` and each query attends to every earlier position (within the window,
+  /// if set_window). Prefill with the prompt, then one token at a time: the outputs equal one
+  /// forward over the whole sequence. T <= context_length per call; without a window the cache's
+  /// capacity bounds the sequence.
+  /// @throws ShapeError if x does not fit or the cache was made for another layer or batch;
+  ///         std::out_of_range when the cache is full; std::invalid_argument if the cache's
+  ///         window differs from the layer's.
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, KVCache<Scalar>& cache) const {
+    this->check_input(x.shape());
+    Tensor<Scalar, 3> projected = qkv_.forward(x);
+    rotate(projected.view(), cache.size());
+    auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), this->d_out()});
+    const auto p = projected.view();
+    this->attend_cached(part(p, 0), part(p, 1), part(p, 2), context.view(), cache);
+    return out_.forward(context.view());
+  }
+
+  ATTN_LAYER_INPUT_CHECKS("MultiHeadAttention(CombinedQKV) or GroupedQueryAttention", 3,
+                          "(batch, tokens, d_in)")
 
   /// Forward that also returns the (B, H, T, T) attention weights of every head, the book's
   /// `attn_weights`, with the projections' biases included.
@@ -63,16 +101,19 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   /// gradients of every parameter (see the layer's visit_state).
   /// @param grad_out (B, T, d_out), dL/dout.
   Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
-    const Index C = this->d_out();
     // out = out_proj(context)  ->  d context, and out_proj's gradients
     const Tensor<Scalar, 3> grad_context = out_.backward(cache.context.view(), grad_out);
     // context = attention(q, k, v)  ->  dq, dk, dv, side by side like the projection
     auto grad_projected = Tensor<Scalar, 3>::uninitialized(cache.projected.shape());
     const auto p = cache.projected.view();
     const auto g = grad_projected.view();
-    this->attend_backward(slice(p, 2, 0, C), slice(p, 2, C, 2 * C), slice(p, 2, 2 * C, 3 * C),
-                          cache.context.view(), grad_context.view(), slice(g, 2, 0, C),
-                          slice(g, 2, C, 2 * C), slice(g, 2, 2 * C, 3 * C), cache.attention);
+    this->attend_backward(part(p, 0), part(p, 1), part(p, 2), cache.context.view(),
+                          grad_context.view(), part(g, 0), part(g, 1), part(g, 2), cache.attention);
+    // q = rope(q'), k = rope(k')  ->  dq' and dk', the rotations transposed
+    if (rope_) {
+      apply_rope_backward<Scalar, 4>(split_heads(part(g, 0), num_heads()), *rope_, 0);
+      apply_rope_backward<Scalar, 4>(split_heads(part(g, 1), this->kv_heads()), *rope_, 0);
+    }
     // projected = x W_qkv^T + b  ->  dx, and the projection's gradients
     return qkv_.backward(cache.x.view(), grad_projected.view());
   }
@@ -80,40 +121,73 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
  protected:
   /// Parameters start at zero; the front end initialises them in its PyTorch order.
   /// @throws std::invalid_argument as CausalCore.
+  /// kv_heads: as CausalCore (0: num_heads); out_bias: whether out_proj has a bias.
   MultiHeadEngine(const char* who, Index d_in, Index d_out, Index context_length, Scalar dropout,
-                  Index num_heads, bool qkv_bias)
-      : Core(who, d_in, d_out, context_length, dropout, num_heads),
-        qkv_(Linear<Scalar>::zeros(d_in, 3 * d_out, qkv_bias)),
-        out_(Linear<Scalar>::zeros(d_out, d_out, true)) {}
+                  Index num_heads, bool qkv_bias, Index kv_heads = 0, bool out_bias = true)
+      : Core(who, d_in, d_out, context_length, dropout, num_heads, kv_heads),
+        qkv_(Linear<Scalar>::zeros(d_in, d_out + 2 * kv_dim(), qkv_bias)),
+        out_(Linear<Scalar>::zeros(d_out, d_out, out_bias)) {}
 
   Linear<Scalar>& qkv() { return qkv_; }
   Linear<Scalar>& out() { return out_; }
 
-  /// Rows [part * d_out, (part + 1) * d_out) of the stacked weight: part 0 queries, 1 keys,
-  /// 2 values, each (d_out, d_in) as nn.Linear stores it.
+  /// Where part 0 (queries, d_out wide), 1 (keys) or 2 (values, kv_dim wide each) begins in
+  /// the stacked projection, and one past its end.
+  Index part_begin(Index part) const {
+    return part == 0 ? 0 : this->d_out() + (part - 1) * kv_dim();
+  }
+  Index part_end(Index part) const {
+    return part == 0 ? this->d_out() : part_begin(part) + kv_dim();
+  }
+
+  /// The columns of part 0, 1 or 2 in a (B, T, d_out + 2 kv_dim) projection or its gradient.
+  template <typename T>
+  TensorView<T, 3> part(const TensorView<T, 3>& projected, Index which) const {
+    return slice(projected, 2, part_begin(which), part_end(which));
+  }
+
+  /// The rows of part 0, 1 or 2 in the stacked weight, each (width, d_in) as nn.Linear stores it.
   TensorView<Scalar, 2> weight_part(Index part) {
-    return slice(qkv_.weight().view(), 0, part * this->d_out(), (part + 1) * this->d_out());
+    return slice(qkv_.weight().view(), 0, part_begin(part), part_end(part));
   }
   /// The matching bias entries; empty without qkv_bias.
   TensorView<Scalar, 1> bias_part(Index part) {
     if (!qkv_.has_bias()) return {};
-    return slice(qkv_.bias().view(), 0, part * this->d_out(), (part + 1) * this->d_out());
+    return slice(qkv_.bias().view(), 0, part_begin(part), part_end(part));
   }
 
-  /// The stacked projection's entries as three nn.Linear's (MultiHeadAttention's names):
-  /// "<names[p]>weight" (d_out, d_in) and, with qkv_bias, "<names[p]>bias" (d_out).
+  /// Initialises the parameters as three separate nn.Linear's and then out_proj would be: weight
+  /// then bias, for the queries, keys and values in turn (MultiHeadAttention's and
+  /// GroupedQueryAttention's order, so Generator(s) gives torch.manual_seed(s)'s weights).
+  void reset_split_parameters(Generator& generator) {
+    const Scalar bound = Linear<Scalar>::init_bound(this->d_in());
+    const auto draw = [&](const auto& view) {
+      for (Index i = 0; i < view.numel(); ++i) {
+        view.data()[i] = generator.template uniform<Scalar>(-bound, bound);
+      }
+    };
+    for (Index which = 0; which < 3; ++which) {
+      draw(weight_part(which));
+      draw(bias_part(which));
+    }
+    out_.reset_parameters(generator);
+  }
+
+  /// The stacked projection's entries as three nn.Linear's (MultiHeadAttention's and
+  /// GroupedQueryAttention's names): "<names[p]>weight" (width, d_in) and, with qkv_bias,
+  /// "<names[p]>bias" (width), width d_out for the queries and kv_dim for keys and values.
   template <typename Self, typename Visitor>
   static void visit_split_qkv(Self& self, Visitor& visit, const std::string& prefix,
                               const char* const (&names)[3]) {
-    const Index C = self.d_out(), weights = C * self.d_in();
     auto& qkv = self.qkv_;
     for (Index part = 0; part < 3; ++part) {
-      visit(parameter_entry(prefix + names[part] + "weight", {C, self.d_in()},
-                            qkv.weight().data() + part * weights,
-                            qkv.weight_grad().data() + part * weights));
+      const Index row0 = self.part_begin(part), width = self.part_end(part) - row0;
+      visit(parameter_entry(prefix + names[part] + "weight", {width, self.d_in()},
+                            qkv.weight().data() + row0 * self.d_in(),
+                            qkv.weight_grad().data() + row0 * self.d_in()));
       if (qkv.has_bias()) {
-        visit(parameter_entry(prefix + names[part] + "bias", {C}, qkv.bias().data() + part * C,
-                              qkv.bias_grad().data() + part * C));
+        visit(parameter_entry(prefix + names[part] + "bias", {width}, qkv.bias().data() + row0,
+                              qkv.bias_grad().data() + row0));
       }
     }
   }
@@ -124,11 +198,18 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     self.qkv_.visit_state(visit, prefix);
   }
 
+  /// The output projection under `out_name`.
+  template <typename Self, typename Visitor>
+  static void visit_out(Self& self, Visitor& visit, const std::string& prefix,
+                        const char* out_name) {
+    self.out_.visit_state(visit, prefix + out_name);
+  }
+
   /// The output projection under `out_name`, then the book's mask buffer.
   template <typename Self, typename Visitor>
   static void visit_out_and_mask(Self& self, Visitor& visit, const std::string& prefix,
                                  const char* out_name) {
-    self.out_.visit_state(visit, prefix + out_name);
+    visit_out(self, visit, prefix, out_name);
     Core::visit_mask(self, visit, prefix);
   }
 
@@ -136,11 +217,11 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
                         const TensorView<Scalar, 4>& weights = {}) const {
     this->check_input(x.shape());
-    const Index C = this->d_out();
-    Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, 3 * d_out), one GEMM
-    auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), C});
-    this->attend(slice(projected.view(), 2, 0, C), slice(projected.view(), 2, C, 2 * C),
-                 slice(projected.view(), 2, 2 * C, 3 * C), context.view(),
+    Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, d_out + 2 kv_dim), one GEMM
+    rotate(projected.view(), 0);
+    auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), this->d_out()});
+    const auto p = projected.view();
+    this->attend(part(p, 0), part(p, 1), part(p, 2), context.view(),
                  cache != nullptr ? &cache->attention : nullptr, weights);
     Tensor<Scalar, 3> out = out_.forward(context.view());
     if (cache != nullptr) {
@@ -151,8 +232,18 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     return out;
   }
 
+  /// With RoPE: rotates the queries and keys of a projection in place, its first token at
+  /// absolute position `position`. (The cache keeps the rotated keys, the training cache the
+  /// rotated projection, which is what the attention's backward needs.)
+  void rotate(const TensorView<Scalar, 3>& projected, Index position) const {
+    if (!rope_) return;
+    apply_rope<Scalar, 4>(split_heads(part(projected, 0), num_heads()), *rope_, position);
+    apply_rope<Scalar, 4>(split_heads(part(projected, 1), this->kv_heads()), *rope_, position);
+  }
+
   Linear<Scalar> qkv_;
   Linear<Scalar> out_;
+  std::optional<RopeParams<Scalar>> rope_;
 };
 
 }  // namespace attn::detail
