@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "attn/io/safetensors.hpp"
 #include "attn/layers/state_dict.hpp"
 #include "support/expect_error.hpp"
@@ -79,6 +82,24 @@ TEST(Embedding, ZeroTokensGiveAnEmptyOutput) {
   attn::Embedding<float> embedding(4, 2);
   const attn::Tensor<Index, 2> ids({3, 0});
   EXPECT_EQ(embedding.forward(ids.view()).shape(), (attn::Shape<3>{3, 0, 2}));
+}
+
+// nn.Embedding's init is torch.randn's draws: torch.manual_seed(123); nn.Embedding(6, 4) and
+// nn.Embedding(3, 4) (12 values: drawn one at a time), printed by Debian's python3-torch 1.13.
+// Floats within 16 ulp (Generator::normal_fill: PyTorch's blocks of 16 use Sleef's log/sin/cos).
+TEST(Embedding, SeededInitialisationIsTorchs) {
+  const auto near = [](float actual, double expected) {
+    return std::abs(actual - expected) <= 16 * 1.2e-7 * std::max(1.0, std::abs(expected));
+  };
+  const attn::Embedding<float> blocks(6, 4, attn::Generator(123));
+  const double first[] = {0.3373701870441437,  -0.1777772158384323, -0.3035275936126709,
+                          -0.5880118608474731, 0.3486051857471466,  0.6603409647941589};
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(near(blocks.weight().data()[i], first[i])) << i;
+  EXPECT_TRUE(near(blocks.weight().data()[22], 1.831893801689148));
+  EXPECT_TRUE(near(blocks.weight().data()[23], -0.3378387987613678));
+  const attn::Embedding<float> one_at_a_time(3, 4, attn::Generator(123));
+  const double serial[] = {-0.11146711558103561, 0.12036294490098953, -0.3696345090866089};
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(near(one_at_a_time.weight().data()[i], serial[i])) << i;
 }
 
 }  // namespace

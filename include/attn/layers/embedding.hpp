@@ -16,7 +16,8 @@
 namespace attn {
 
 /// nn.Embedding: `weight` is (num_embeddings, embedding_dim), initialised N(0, 1) as PyTorch
-/// does (from attn's own normal sampler, so not the same numbers as torch.randn).
+/// does, with torch.randn's draws (Generator::normal_fill): Generator(s) gives the weights of
+/// `torch.manual_seed(s); nn.Embedding(...)` (floats within a few ulp, see normal_fill).
 template <typename ScalarType>
 class Embedding : public StateVisitable<Embedding<ScalarType>> {
  public:
@@ -25,9 +26,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   /// @throws std::invalid_argument if a size is not positive.
   Embedding(Index num_embeddings, Index embedding_dim, GeneratorRef generator = Generator())
       : weight_(validated(num_embeddings, embedding_dim)), weight_grad_(weight_.shape()) {
-    for (Index i = 0; i < weight_.numel(); ++i) {
-      weight_.data()[i] = generator.get().normal<Scalar>();
-    }
+    generator.get().normal_fill(weight_.data(), weight_.numel());
   }
 
   Index num_embeddings() const { return weight_.size(0); }
