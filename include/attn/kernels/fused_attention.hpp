@@ -293,7 +293,7 @@ void fused_attention_backward(
       auto dK = as_matrix(leading_matrix(grad_k, n_kv));
       auto dV = as_matrix(leading_matrix(grad_v, n_kv));
       for (Index g = 0; g < group; ++g) {
-        const Index n = n_kv / kv_heads * heads + n_kv % kv_heads * group + g;
+        const Index n = query_leading(n_kv, g, heads, kv_heads);
         const HeadMasking<Scalar> head = masking.at(n);
         const Mask& mask = head.mask;
         const auto O = as_matrix(leading_matrix(out, n));

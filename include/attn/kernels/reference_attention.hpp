@@ -99,7 +99,7 @@ void reference_attention_backward(
       auto dK = as_matrix(leading_matrix(grad_k, n_kv));
       auto dV = as_matrix(leading_matrix(grad_v, n_kv));
       for (Index g = 0; g < group; ++g) {
-        const Index n = n_kv / kv_heads * heads + n_kv % kv_heads * group + g;
+        const Index n = query_leading(n_kv, g, heads, kv_heads);
         const Scalar kv_beta = g == 0 ? Scalar(0) : Scalar(1);  // sum over the group's heads
         const auto Q = as_matrix(leading_matrix(q, n));
         const auto dO = as_matrix(leading_matrix(grad_out, n));

@@ -50,6 +50,12 @@ inline Index kv_leading(Index flat, Index heads, Index kv_heads) {
   return flat / heads * kv_heads + flat % heads / (heads / kv_heads);
 }
 
+/// The inverse of kv_leading: the leading position of the g-th query head (g < heads /
+/// kv_heads) that reads kv position `kv_flat`, for the backward's loop over a kv head's group.
+inline Index query_leading(Index kv_flat, Index g, Index heads, Index kv_heads) {
+  return kv_flat / kv_heads * heads + kv_flat % kv_heads * (heads / kv_heads) + g;
+}
+
 /// The (T, S) matrix of a (A0, A1, T, S) additive mask broadcast against leading position
 /// `flat` of a rank-4 kernel view whose leading dims are (outer, inner): a dim of 1 repeats.
 template <typename Scalar>

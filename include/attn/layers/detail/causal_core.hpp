@@ -70,12 +70,9 @@ class CausalCore {
               AttentionCache<Scalar>* cache, const TensorView<Scalar, 4>& weights = {}) const {
     AttentionOptions<Scalar> attention = options();
     if (weights.data() != nullptr) attention.path = AttentionPath::reference;
-    std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
-    if (attention.training && attention.dropout > Scalar(0)) draws.lock();
-    scaled_dot_product_attention<Scalar, 4>(
-        split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
-        split_heads(values, kv_heads_), split_heads(context, num_heads_), attention, weights,
-        cache);
+    kernel_taking_turns(split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
+                        split_heads(values, kv_heads_), split_heads(context, num_heads_), attention,
+                        weights, cache);
   }
 
   /// attend for inference with a KV cache: appends the (B, T, kv_heads * head_dim) keys and
@@ -237,6 +234,19 @@ class CausalCore {
     runs = std::move(pieces);
   }
 
+  /// The kernel call of attend and attend_runs: with training-mode dropout it holds the
+  /// layer's dropout mutex, so concurrent forwards draw unbroken stretches of the generator.
+  void kernel_taking_turns(const TensorView<const Scalar, 4>& q,
+                           const TensorView<const Scalar, 4>& k,
+                           const TensorView<const Scalar, 4>& v, const TensorView<Scalar, 4>& out,
+                           const AttentionOptions<Scalar>& attention,
+                           const TensorView<Scalar, 4>& weights = {},
+                           AttentionCache<Scalar>* cache = nullptr) const {
+    std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
+    if (attention.training && attention.dropout > Scalar(0)) draws.lock();
+    scaled_dot_product_attention<Scalar, 4>(q, k, v, out, attention, weights, cache);
+  }
+
   Mask run_mask(Index offset) const {
     return window_ > 0 ? Mask::sliding_window(window_, offset) : Mask::causal(offset);
   }
@@ -248,9 +258,7 @@ class CausalCore {
     AttentionOptions<Scalar> attention = options();
     if (runs.size() == 1) {
       attention.mask = run_mask(runs[0].offset);
-      std::unique_lock<std::mutex> draws(dropout_mutex_.mutex, std::defer_lock);
-      if (attention.training && attention.dropout > Scalar(0)) draws.lock();
-      scaled_dot_product_attention<Scalar, 4>(q, runs[0].keys, runs[0].values, out, attention);
+      kernel_taking_turns(q, runs[0].keys, runs[0].values, out, attention);
       return;
     }
     const auto count = static_cast<Index>(runs.size());
