@@ -1,6 +1,7 @@
 # Install rules: headers, the exported targets (attn::attn and the components built: attn::io,
-# attn::viz, attn::compiled), a CMake package (config + version file) for
-# find_package(attn [COMPONENTS ...]), a build-tree export, and one pkg-config file per target.
+# attn::viz, attn::text, attn::compiled), a CMake package (config + version file) for
+# find_package(attn [COMPONENTS ...]), a build-tree export, and one pkg-config file per target;
+# with attn::text, GPT-2's tokenizer tables (data/gpt2) under <datadir>/attn/gpt2.
 include(CMakePackageConfigHelpers)
 
 # With attn::compiled the package holds an architecture-specific library: its CMake and
@@ -19,7 +20,7 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/attn" DESTINATION "${CMAKE_INST
 
 set(_attn_export_targets attn)
 set(ATTN_EXPORTED_COMPONENTS "")
-foreach(_component io viz compiled)
+foreach(_component io viz text compiled)
   if(TARGET attn_${_component})
     list(APPEND _attn_export_targets attn_${_component})
     list(APPEND ATTN_EXPORTED_COMPONENTS ${_component})
@@ -29,6 +30,17 @@ install(TARGETS ${_attn_export_targets} EXPORT attnTargets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
 install(EXPORT attnTargets NAMESPACE attn:: DESTINATION "${ATTN_INSTALL_CMAKEDIR}")
 
+# GPT-2's tables (and their licence) go with attn::text; attnConfig.cmake and attn-text.pc say
+# where (the target property ATTN_GPT2_DATA_DIR, the pkg-config variable gpt2datadir).
+set(ATTN_INSTALL_GPT2DIR "${CMAKE_INSTALL_DATADIR}/attn/gpt2")
+if(TARGET attn_text)
+  install(FILES "${PROJECT_SOURCE_DIR}/data/gpt2/encoder.json"
+                "${PROJECT_SOURCE_DIR}/data/gpt2/vocab.bpe"
+                "${PROJECT_SOURCE_DIR}/data/gpt2/LICENSE"
+                "${PROJECT_SOURCE_DIR}/data/gpt2/README.md"
+          DESTINATION "${ATTN_INSTALL_GPT2DIR}")
+endif()
+
 # What attnConfig.cmake needs to know about this build.
 set(ATTN_COMPILED_WITH_OPENMP OFF)
 if(TARGET attn_compiled AND ATTN_WITH_OPENMP)
@@ -36,7 +48,8 @@ if(TARGET attn_compiled AND ATTN_WITH_OPENMP)
 endif()
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/attnConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/attnConfig.cmake"
-  INSTALL_DESTINATION "${ATTN_INSTALL_CMAKEDIR}")
+  INSTALL_DESTINATION "${ATTN_INSTALL_CMAKEDIR}"
+  PATH_VARS ATTN_INSTALL_GPT2DIR)
 # While attn is 0.x, a minor release may break the API: accept only the same minor version.
 # Header-only, the package suits any architecture; with attn::compiled, only its own.
 set(_attn_arch_independent ARCH_INDEPENDENT)
@@ -61,7 +74,7 @@ else()
   string(REGEX REPLACE "/$" "" _attn_pc_up "${_attn_pc_up}")
   set(ATTN_PC_PREFIX "\${pcfiledir}/${_attn_pc_up}")
 endif()
-foreach(_dir INCLUDEDIR LIBDIR)
+foreach(_dir INCLUDEDIR LIBDIR DATADIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_dir}}")
     set(ATTN_PC_${_dir} "${CMAKE_INSTALL_${_dir}}")
   else()

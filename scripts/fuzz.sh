@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds attn's libFuzzer targets (preset `fuzz`: clang++, ASan + UBSan) and runs each for a
-# bounded time, default 60 s, both at once (one core each): the differential fuzzer (fused
-# kernel against the reference path, forward and backward) and the safetensors reader. Any
-# mismatch, exception or sanitizer report stops the run and fails; the crashing input is left in
-# build/fuzz/artifacts/.
+# bounded time, default 60 s, all at once: the differential fuzzer (fused kernel against the
+# reference path, forward and backward), the safetensors reader and GPT-2's tokenizer (any
+# bytes round-trip). Any mismatch, exception or sanitizer report stops the run and fails; the
+# crashing input is left in build/fuzz/artifacts/.
 #   scripts/fuzz.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +37,16 @@ fuzz attention_differential &
 differential=$!
 fuzz safetensors tests/io/malformed tests/fixtures &
 safetensors=$!
+fuzz gpt2_tokenizer -dict=fuzz/gpt2_tokenizer.dict &
+tokenizer=$!
 differential_status=0
 safetensors_status=0
+tokenizer_status=0
 wait "$differential" || differential_status=$?
 wait "$safetensors" || safetensors_status=$?
+wait "$tokenizer" || tokenizer_status=$?
 status=0
 report attention_differential "$differential_status" || status=1
 report safetensors "$safetensors_status" || status=1
+report gpt2_tokenizer "$tokenizer_status" || status=1
 exit "$status"

@@ -9,7 +9,7 @@ packages=(
   cmake ninja-build g++ clang clang-format pkg-config
   libeigen3-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libomp-dev
   libblas-dev libopenblas0-pthread libcxxopts-dev libclang-rt-14-dev
-  libstb-dev fonts-dejavu-core
+  libstb-dev fonts-dejavu-core libpcre2-dev
 )
 
 if [[ ${1:-} == --tests ]]; then

@@ -3,7 +3,8 @@
 #   floor 0  attn/config.hpp, version.hpp, threads.hpp, tensor/, random/, state/
 #   floor 1  kernels/ (and kernels/detail/)
 #   floor 2  layers/ (and layers/detail/)
-#   floor 3  models/, optim/, losses/, and the components io/ (nlohmann) and viz/ (stb)
+#   floor 3  models/, optim/, losses/, data/, and the components io/ (nlohmann), viz/ (stb)
+#            and text/ (PCRE2 and nlohmann: the GPT-2 tokenizer)
 #   attn/attn.hpp, the umbrella of the core, may include floors 0-3 but never io/ or viz/.
 # A component is a leaf: only io/ includes io/, only viz/ includes viz/, so the core never needs
 # nlohmann or stb. A header, or an include, in no floor fails too (a new folder must be placed),
@@ -14,7 +15,7 @@
 cmake_minimum_required(VERSION 3.21)
 
 # _attn_floor(<path relative to include/> <out floor> <out component>): floor 0-3, "umbrella",
-# or "" for a path in no floor; component io, viz or "".
+# or "" for a path in no floor; component io, viz, text or "".
 function(_attn_floor path out_floor out_component)
   set(floor "")
   set(component "")
@@ -27,9 +28,9 @@ function(_attn_floor path out_floor out_component)
     set(floor 1)
   elseif(path MATCHES "^attn/layers/")
     set(floor 2)
-  elseif(path MATCHES "^attn/(models|optim|losses)/")
+  elseif(path MATCHES "^attn/(models|optim|losses|data)/")
     set(floor 3)
-  elseif(path MATCHES "^attn/(io|viz)/")
+  elseif(path MATCHES "^attn/(io|viz|text)/")
     set(floor 3)
     set(component "${CMAKE_MATCH_1}")
   endif()

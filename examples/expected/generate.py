@@ -7,6 +7,10 @@ example_output_check.cmake). Run with Debian's python3-torch:
 
 PyTorch's printing is kept as is (4 decimals), except that scientific notation is switched off:
 attn always prints fixed notation.
+
+Example 11 (chapter 4's GPT) uses tests/fixtures/generate_gpt.py's statement of the book's
+GPTModel; the token ids of the book's texts and the decoded text are the book's, as tiktoken
+gave them (no tokenizer is needed here).
 """
 import contextlib
 import io
@@ -19,6 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "fixtures"))
 from generate import (BOOK_INPUTS, CausalAttention, MultiHeadAttention,  # noqa: E402
                       MultiHeadAttentionWrapper, SelfAttentionV1, SelfAttentionV2)
+
+from generate_gpt import GPT_CONFIG_124M, GPTModel  # noqa: E402
 
 torch.set_printoptions(sci_mode=False)
 inputs = BOOK_INPUTS
@@ -143,6 +149,48 @@ def example_06():
         print("output shape:", mha(torch.rand(8, 1024, 768)).shape)
 
 
+def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None):
+    """The book's generate() (chapter 5.3); temperature 0 is generate_text_simple (4.7)."""
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(idx[:, -context_size:])[:, -1, :]
+        if top_k is not None:
+            top_logits, _ = torch.topk(logits, top_k)
+            logits = torch.where(logits < top_logits[:, -1:], torch.tensor(float("-inf")), logits)
+        if temperature > 0.0:
+            idx_next = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1)
+        else:
+            idx_next = torch.argmax(logits, dim=-1, keepdim=True)
+        idx = torch.cat((idx, idx_next), dim=1)
+    return idx
+
+
+def example_11():
+    batch = torch.tensor([[6109, 3626, 6100, 345], [6109, 1110, 6622, 257]])
+    print("Input batch:")
+    print(batch)
+    print()
+    torch.manual_seed(123)
+    model = GPTModel(GPT_CONFIG_124M)
+    out = model(batch).detach()  # training mode, as the book prints it
+    print("Output shape:", out.shape)
+    print(out)
+    print()
+    print(f"Total number of parameters: {sum(p.numel() for p in model.parameters()):,}")
+    print()
+    model.eval()
+    hello = torch.tensor([[15496, 11, 314, 716]])  # "Hello, I am"
+    greedy = generate(model, hello, 6, 1024)
+    print("Output:", greedy)
+    print("Output length:", len(greedy[0]))
+    print("Hello, I am Featureiman Byeswickattribute argue")  # the book's tokenizer.decode
+    print()
+    print("With the KV cache, the first 6 tokens are the same")
+    torch.manual_seed(123)
+    print("Sampled (temperature 1.4, top_k 25, torch.manual_seed(123)):")
+    print(generate(model, hello, 15, 1024, temperature=1.4, top_k=25))
+
+
 EXAMPLES = {
     "01_simplified_self_attention": example_01,
     "02_trainable_self_attention": example_02,
@@ -150,6 +198,7 @@ EXAMPLES = {
     "04_multi_head_attention": example_04,
     "05_exercises": example_05,
     "06_gpt2_sized_attention": example_06,
+    "11_gpt_model": example_11,
 }
 
 if __name__ == "__main__":

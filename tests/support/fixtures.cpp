@@ -113,7 +113,7 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
       a.out_proj = "out_proj.";
     }
     attentions.push_back(a);
-  } else {  // MultiHeadAttentionWrapper: independent heads, outputs side by side
+  } else {  // MultiHeadAttentionWrapper: independent heads, outputs side by side (then out_proj)
     attn::Index first_col = 0;
     for (int h = 0; has("heads." + std::to_string(h) + ".W_query.weight"); ++h) {
       auto a = linear_attention("heads." + std::to_string(h) + ".");
@@ -122,6 +122,9 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
       attentions.push_back(a);
     }
   }
+  // The notebook's wrapper: one out_proj after the concatenated heads (each head's context c_h
+  // sits in columns first_out_col.., out = [c_0 .. c_H] Wo^T + bo), bounded once for them all.
+  const bool wrapper_out_proj = has("heads.0.W_query.weight") && has("out_proj.weight");
 
   const double keep = 1 / (1 - dropout);
   for (const auto& a : attentions) {
@@ -144,8 +147,10 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
     }
     RowMatrixd dout;
     if (grad_out != nullptr) {
-      dout = a.out_proj.empty() ? RowMatrixd(R.middleCols(a.first_out_col, C))
-                                : RowMatrixd(R * matrix(a.out_proj + "weight"));
+      dout = !a.out_proj.empty() ? RowMatrixd(R * matrix(a.out_proj + "weight"))
+             : wrapper_out_proj
+                 ? RowMatrixd((R * matrix("out_proj.weight")).middleCols(a.first_out_col, C))
+                 : RowMatrixd(R.middleCols(a.first_out_col, C));
     }
     AttentionBounds bounds;
     for (attn::Index b = 0; b < B; ++b) {
@@ -192,6 +197,16 @@ LayerScales layer_scales_of(const attn::StateDict<double>& state, const RowMatri
         scales.gradients.push_back({a.bias_name[r], a.bias_first[r], a.bias[r].size(),
                                     bias_scale[r], /*vanishing=*/r == 1});
       }
+    }
+  }
+  if (wrapper_out_proj) {  // scales.out bounds ||[c_0 .. c_H]||_F so far
+    const RowMatrixd Wo = matrix("out_proj.weight");
+    const double context = scales.out;
+    scales.out = spectral_norm(Wo) * context + std::sqrt(N) * vector("out_proj.bias").norm();
+    scales.length = std::max(scales.length, Wo.cols());
+    if (grad_out != nullptr) {
+      scales.gradients.push_back({"out_proj.weight", 0, Wo.size(), spectral_norm(R) * context});
+      scales.gradients.push_back({"out_proj.bias", 0, Wo.rows(), R.rowwise().norm().sum()});
     }
   }
   return scales;

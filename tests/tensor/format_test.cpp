@@ -28,6 +28,24 @@ TEST(FormatTensor, MatchesPyTorchsPrinting) {
   EXPECT_EQ(attn::format_tensor(mixed.view()), "tensor([12.5000, -0.2500])");
 }
 
+// Token ids print as PyTorch's int64 tensors, and rows wrap at PyTorch's 80 columns (strings
+// as python3-torch printed them).
+TEST(FormatTensor, IntegersAndLongRowsAsPyTorch) {
+  const Tensor<attn::Index, 2> ids(
+      {1, 19}, {15496, 11, 314, 716, 11305, 28912, 7105, 3370, 49486, 15447, 31487, 38208, 41480,
+                27402, 23531, 47839, 389, 17202, 26088});
+  EXPECT_EQ(attn::format_tensor(ids.view()),
+            "tensor([[15496,    11,   314,   716, 11305, 28912,  7105,  3370, 49486, 15447,\n"
+            "         31487, 38208, 41480, 27402, 23531, 47839,   389, 17202, 26088]])");
+  const Tensor<attn::Index, 1> signed_ids({2}, {-3, 12});
+  EXPECT_EQ(attn::format_tensor(signed_ids.view()), "tensor([-3, 12])");
+  Tensor<float, 1> sevenths({14});
+  for (attn::Index i = 0; i < 14; ++i) sevenths(i) = static_cast<float>(i) / 7.0f;
+  EXPECT_EQ(attn::format_tensor(sevenths.view()),
+            "tensor([0.0000, 0.1429, 0.2857, 0.4286, 0.5714, 0.7143, 0.8571, 1.0000, 1.1429,\n"
+            "        1.2857, 1.4286, 1.5714, 1.7143, 1.8571])");
+}
+
 TEST(FormatTensor, FollowsStrides) {
   const Tensor<float, 2> x({2, 3}, {1, 2, 3, 4, 5, 6});
   EXPECT_EQ(attn::format_tensor(attn::transpose(x.view(), 0, 1)),

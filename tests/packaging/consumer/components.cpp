@@ -1,11 +1,15 @@
 // A consumer of attn's components: safetensors bytes written and read back (attn::io), a PNG
-// heatmap (attn::viz) and, when attn::compiled is linked (it defines ATTN_COMPILED), one
-// multi-head attention forward whose instantiation comes from the library.
+// heatmap (attn::viz), when attn::compiled is linked (it defines ATTN_COMPILED), one
+// multi-head attention forward whose instantiation comes from the library, and with attn::text
+// GPT-2's ids of "Hello, I am" (tiktoken's).
 #include <attn/attn.hpp>
 #include <attn/io/safetensors.hpp>
 #include <attn/viz/heatmap_png.hpp>
 #include <cstdio>
 #include <vector>
+#ifdef ATTN_CONSUMER_GPT2_DIR
+#include <attn/text/gpt2_tokenizer.hpp>
+#endif
 
 int main() {
   attn::io::SafetensorsFile file;
@@ -26,5 +30,12 @@ int main() {
   d_out = mha.forward(x.view()).size(2);
   std::printf("attn::compiled: MultiHeadAttention<float> forward, d_out %d\n", int(d_out));
 #endif
-  return parsed.tensors.count("w") == 1 && d_out == 4 ? 0 : 1;
+  bool tokens_ok = true;
+#ifdef ATTN_CONSUMER_GPT2_DIR
+  const auto tokenizer = attn::text::Gpt2Tokenizer::from_directory(ATTN_CONSUMER_GPT2_DIR);
+  const std::vector<attn::Index> ids = tokenizer.encode("Hello, I am");
+  tokens_ok = ids == std::vector<attn::Index>{15496, 11, 314, 716};
+  std::printf("attn::text: \"Hello, I am\" is %d tokens\n", int(ids.size()));
+#endif
+  return parsed.tensors.count("w") == 1 && d_out == 4 && tokens_ok ? 0 : 1;
 }

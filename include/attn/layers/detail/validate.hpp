@@ -19,6 +19,24 @@ inline void require_positive(const char* who, const char* name, Index value) {
   }
 }
 
+/// @throws std::invalid_argument "<who>: <name> (<value>) must be divisible by <by_name> (<by>)",
+///         for a positive `by` (check it with require_positive first).
+inline void require_divisible(const char* who, const char* name, Index value, const char* by_name,
+                              Index by) {
+  if (value % by != 0) {
+    throw std::invalid_argument(
+        concat(who, ": ", name, " (", value, ") must be divisible by ", by_name, " (", by, ")"));
+  }
+}
+
+/// @throws std::invalid_argument "<who>: <name> (<p>) must be a probability in [0, 1)" (NaN too).
+inline void require_drop_probability(const char* who, const char* name, double p) {
+  if (!(p >= 0 && p < 1)) {
+    throw std::invalid_argument(
+        concat(who, ": ", name, " (", p, ") must be a probability in [0, 1)"));
+  }
+}
+
 /// @throws ShapeError unless the input's last extent is `expected` (e.g. d_in).
 template <std::size_t Rank>
 void require_features(const char* who, const std::array<Index, Rank>& input_shape, Index expected,

@@ -1,0 +1,188 @@
+// Generation: the next-token choice (greedy, temperature, top-k) against the book's generate()
+// run by PyTorch (tests/fixtures/generate_sampling.py), draw for draw; generation with the KV
+// cache against recomputing every step, token for token. (The book's chapter-4 continuation of
+// "Hello, I am" by the seeded GPT-2 124M is in gpt_model_test.cpp, on the model built there.)
+#include <gtest/gtest.h>
+
+#include <attn/attn.hpp>
+#include <attn/models/generation.hpp>
+#include <attn/models/next_token.hpp>
+#include <string>
+#include <vector>
+
+#include "support/expect_error.hpp"
+#include "support/fixtures.hpp"
+
+namespace {
+
+template <typename Scalar>
+std::string sampling_suffix() {
+  return std::is_same_v<Scalar, float> ? "f32" : "f64";
+}
+
+// Every option of the fixture, CALLS draws in a row after one seeding, as the script does.
+template <typename Scalar>
+void check_sampling_against_torch() {
+  const auto file = attn_test::read_fixture("sampling.io.safetensors");
+  const std::string suffix = sampling_suffix<Scalar>();
+  const auto logits = attn_test::fixture_tensor<Scalar, 3>(file, "logits." + suffix);
+  const attn::Index calls = logits.size(0), batch = logits.size(1);
+  for (const char* temperature : {"0.0", "0.7", "1.4"}) {
+    for (const int top_k : {0, 1, 5}) {
+      for (const int seed : {123, 7}) {
+        const std::string name = "ids." + suffix + ".t" + temperature + ".k" +
+                                 std::to_string(top_k) + ".seed" + std::to_string(seed);
+        SCOPED_TRACE(name);
+        const auto expected = attn_test::fixture_indices<2>(file, name);
+        attn::Generator generator(static_cast<std::uint64_t>(seed));
+        const attn::SamplingOptions options{std::stod(temperature), top_k};
+        for (attn::Index c = 0; c < calls; ++c) {
+          const auto chosen = attn::next_tokens(
+              attn::TensorView<const Scalar, 2>(attn::select(logits.view(), 0, c)), options,
+              generator);
+          for (attn::Index b = 0; b < batch; ++b) {
+            EXPECT_EQ(chosen[static_cast<std::size_t>(b)], expected(c, b))
+                << "call " << c << ", row " << b;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(NextTokens, EqualsTorchGenerateStepFloat) {
+  check_sampling_against_torch<float>();
+}
+TEST(NextTokens, EqualsTorchGenerateStepDouble) {
+  check_sampling_against_torch<double>();
+}
+
+TEST(NextTokens, GreedyTakesTheFirstLargestAndDrawsNothing) {
+  const attn::Tensor<float, 2> logits({1, 4}, {1.0f, 3.0f, 3.0f, -2.0f});
+  attn::Generator generator(5), untouched(5);
+  EXPECT_EQ(attn::next_tokens(logits.view(), {}, generator), std::vector<attn::Index>{1});
+  EXPECT_EQ(generator.next_u32(), untouched.next_u32());
+}
+
+TEST(NextTokens, TopOneIsGreedyWhateverTheTemperature) {
+  const attn::Tensor<double, 2> logits({2, 5}, {0.1, 0.2, 4.0, 0.3, 0.0,  //
+                                                -1.0, 2.5, 2.4, 0.0, 1.0});
+  attn::Generator generator(11);
+  for (int draw = 0; draw < 20; ++draw) {
+    EXPECT_EQ(attn::next_tokens(logits.view(), {3.0, 1}, generator),
+              (std::vector<attn::Index>{2, 1}));
+  }
+}
+
+TEST(NextTokens, BadInput) {
+  attn::Generator generator;
+  const attn::Tensor<float, 2> logits({1, 3}, {0.0f, 1.0f, 2.0f});
+  ATTN_EXPECT_ERROR(attn::next_tokens(logits.view(), {-1.0, 0}, generator), std::invalid_argument,
+                    {"temperature (-1)", ">= 0"});
+  ATTN_EXPECT_ERROR(attn::next_tokens(logits.view(), {1.0, 4}, generator), std::invalid_argument,
+                    {"top_k (4)", "[0, 3]"});
+  const float inf = std::numeric_limits<float>::infinity();
+  const attn::Tensor<float, 2> masked({1, 3}, {-inf, -inf, -inf});
+  ATTN_EXPECT_ERROR(attn::next_tokens(masked.view(), {1.0, 0}, generator), std::invalid_argument,
+                    {"row 0", "no finite value"});
+  const attn::Tensor<float, 2> nan({1, 2}, {0.0f, std::nanf("")});
+  ATTN_EXPECT_ERROR(attn::next_tokens(nan.view(), {}, generator), std::invalid_argument, {"NaN"});
+}
+
+// A small seeded GPT: 11 positions, so generations run past the context.
+template <typename Scalar>
+attn::GPTModel<Scalar> small_generation_gpt() {
+  attn::GPTModel<Scalar> model({/*vocab_size=*/29, /*context_length=*/11, /*emb_dim=*/16,
+                                /*n_heads=*/4, /*n_layers=*/2, /*drop_rate=*/0.1,
+                                /*qkv_bias=*/true},
+                               attn::Generator(321));
+  model.eval();
+  return model;
+}
+
+std::vector<attn::Index> generated_row(const attn::Tensor<attn::Index, 2>& ids, attn::Index row) {
+  return {ids.data() + row * ids.size(1), ids.data() + (row + 1) * ids.size(1)};
+}
+
+// The cache changes the work, not the tokens: greedy and sampled, prompts shorter and longer
+// than the context, runs that pass the context (the cache then re-prefills, as the crop does).
+template <typename Scalar>
+void check_cached_equals_uncached() {
+  const auto model = small_generation_gpt<Scalar>();
+  const attn::Tensor<attn::Index, 2> short_prompt({2, 3}, {1, 2, 3, 7, 0, 28});
+  attn::Tensor<attn::Index, 2> long_prompt({1, 15});
+  for (attn::Index i = 0; i < 15; ++i) long_prompt(0, i) = (5 * i + 3) % 29;
+  const attn::Tensor<attn::Index, 2>* const prompts[] = {&short_prompt, &long_prompt};
+  for (const auto* prompt : prompts) {
+    for (const attn::SamplingOptions sampling :
+         {attn::SamplingOptions{}, attn::SamplingOptions{1.3, 0}, attn::SamplingOptions{0.8, 5}}) {
+      for (const attn::Index context : {0, 4}) {
+        attn::GenerationOptions options;
+        options.max_new_tokens = 25;
+        options.context_size = context;
+        options.sampling = sampling;
+        attn::Generator cached_draws(99), uncached_draws(99);
+        options.use_cache = true;
+        const auto cached = attn::generate(model, prompt->view(), options, cached_draws);
+        options.use_cache = false;
+        const auto uncached = attn::generate(model, prompt->view(), options, uncached_draws);
+        ASSERT_EQ(cached.shape(), (attn::Shape<2>{prompt->size(0), prompt->size(1) + 25}));
+        for (attn::Index b = 0; b < cached.size(0); ++b) {
+          EXPECT_EQ(generated_row(cached, b), generated_row(uncached, b))
+              << "T " << prompt->size(1) << ", temperature " << sampling.temperature << ", top_k "
+              << sampling.top_k << ", context_size " << context << ", row " << b;
+        }
+      }
+    }
+  }
+}
+
+TEST(Generate, CachedEqualsUncachedFloat) {
+  check_cached_equals_uncached<float>();
+}
+TEST(Generate, CachedEqualsUncachedDouble) {
+  check_cached_equals_uncached<double>();
+}
+
+TEST(Generate, StopsAtEosWithoutAppendingIt) {
+  const auto model = small_generation_gpt<double>();
+  const attn::Tensor<attn::Index, 2> prompt({1, 2}, {4, 9});
+  attn::Generator unused;
+  const auto greedy = attn::generate_text_simple(model, prompt.view(), 6, 11);
+  attn::GenerationOptions options;
+  options.max_new_tokens = 6;
+  options.eos_id = greedy(0, 4);  // the third generated token
+  std::vector<attn::Index> streamed;
+  options.on_tokens = [&](const std::vector<attn::Index>& ids) { streamed.push_back(ids[0]); };
+  const auto stopped = attn::generate(model, prompt.view(), options, unused);
+  ASSERT_EQ(stopped.size(1), 4);
+  EXPECT_EQ(generated_row(stopped, 0),
+            (std::vector<attn::Index>{4, 9, greedy(0, 2), greedy(0, 3)}));
+  EXPECT_EQ(streamed, (std::vector<attn::Index>{greedy(0, 2), greedy(0, 3)}));
+}
+
+TEST(Generate, BadInput) {
+  auto model = small_generation_gpt<float>();
+  const attn::Tensor<attn::Index, 2> prompt({1, 2}, {4, 9});
+  attn::Generator generator;
+  attn::GenerationOptions options;
+  options.max_new_tokens = -1;
+  ATTN_EXPECT_ERROR(attn::generate(model, prompt.view(), options, generator), std::invalid_argument,
+                    {"max_new_tokens (-1)"});
+  options.max_new_tokens = 1;
+  options.context_size = 12;
+  ATTN_EXPECT_ERROR(attn::generate(model, prompt.view(), options, generator), std::invalid_argument,
+                    {"context_size (12)", "context_length (11)"});
+  options.context_size = 0;
+  const attn::Tensor<attn::Index, 2> empty({1, 0});
+  ATTN_EXPECT_ERROR(attn::generate(model, empty.view(), options, generator), attn::ShapeError,
+                    {"at least one token"});
+  const attn::Tensor<attn::Index, 2> bad({1, 2}, {4, 29});
+  ATTN_EXPECT_ERROR(attn::generate(model, bad.view(), options, generator), attn::IndexError,
+                    {"29"});
+  model.train();
+  ATTN_EXPECT_ERROR(attn::generate(model, prompt.view(), options, generator), std::invalid_argument,
+                    {"training mode", "eval()"});
+}
+
+}  // namespace
