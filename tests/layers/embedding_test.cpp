@@ -102,4 +102,30 @@ TEST(Embedding, SeededInitialisationIsTorchs) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(near(one_at_a_time.weight().data()[i], serial[i])) << i;
 }
 
+// pos_emb(torch.arange(first, first + T)) added to every sequence, and its gradient: the sum
+// over the batch into those rows. Rows of the table are 10 r + c, so each sum is checkable by hand.
+TEST(Embedding, AddsPositionsToEverySequenceAndSumsTheirGradient) {
+  attn::Embedding<double> pos_emb(5, 2);
+  for (Index r = 0; r < 5; ++r) {
+    for (Index c = 0; c < 2; ++c) pos_emb.weight()(r, c) = 10.0 * r + c;
+  }
+  attn::Tensor<double, 3> x({2, 3, 2}, {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2});
+  pos_emb.add_positions(x.view(), 1);  // rows 1, 2, 3
+  const attn::Tensor<double, 3> expected({2, 3, 2},
+                                         {11, 12, 21, 22, 31, 32, 12, 13, 22, 23, 32, 33});
+  EXPECT_TRUE(all_close(x.view(), expected.view(), 0.0));
+
+  const attn::Tensor<double, 3> grad({2, 3, 2}, {1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50, 60});
+  pos_emb.add_positions_backward(grad.view(), 1);
+  pos_emb.add_positions_backward(grad.view(), 1);  // accumulates
+  const attn::Tensor<double, 2> expected_grad({5, 2}, {0, 0, 22, 44, 66, 88, 110, 132, 0, 0});
+  EXPECT_TRUE(all_close(pos_emb.weight_grad().view(), expected_grad.view(), 0.0));
+
+  ATTN_EXPECT_ERROR(pos_emb.add_positions(x.view(), 3), attn::IndexError,
+                    {"Embedding::add_positions", "[3, 6)", "5 rows"});
+  attn::Tensor<double, 3> wide({1, 1, 3});
+  ATTN_EXPECT_ERROR(pos_emb.add_positions_backward(wide.view(), 0), attn::ShapeError,
+                    {"Embedding::add_positions_backward", "embedding_dim (2)"});
+}
+
 }  // namespace

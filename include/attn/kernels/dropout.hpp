@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 
 #include "attn/config.hpp"
 #include "attn/random/generator.hpp"
@@ -152,6 +153,31 @@ void dropout(const TensorView<Scalar, 2>& values, Scalar p, bool training, Gener
   detail::dropout_inplace(matrix, p, generator);
 }
 
+namespace detail {
+
+/// nn.Dropout(p) in training mode on a contiguous tensor, in place, in memory order (PyTorch's
+/// masks), for a layer that drops a whole activation (GPTModel's drop_emb, TransformerBlock's
+/// shortcut branches). When `replay` is given it records the generator as it stood before the
+/// draws, so that the backward draws the same mask again (dropout_replayed_backward) instead of
+/// storing it.
+template <typename Scalar, int Rank>
+void dropout_recording(const TensorView<Scalar, Rank>& x, Scalar p, Generator& generator,
+                       std::optional<Generator>* replay) {
+  if (replay != nullptr) *replay = generator;
+  dropout(TensorView<Scalar, 2>(x.data(), {1, x.numel()}, {x.numel(), 1}), p, true, generator);
+}
+
+/// The backward of dropout_recording, in place on the (contiguous) gradient: the forward's mask
+/// and 1 / (1 - p) scale, drawn again from the recorded generator.
+template <typename Scalar, int Rank>
+void dropout_replayed_backward(const TensorView<Scalar, Rank>& grad, Scalar p,
+                               const Generator& replay) {
+  Generator draws = replay;
+  Eigen::Map<RowMatrix<Scalar>> values(grad.data(), 1, grad.numel());
+  dropout_backward_inplace(values, p, draws);
+}
+
+}  // namespace detail
 }  // namespace attn
 
 #endif  // ATTN_KERNELS_DROPOUT_HPP

@@ -74,6 +74,27 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
     }
   }
 
+  /// Adds rows first .. first + T - 1 of the table to every sequence of x (B, T,
+  /// embedding_dim), in place: a positional embedding, the book's
+  /// `x + pos_emb(torch.arange(first, first + T))` broadcast over the batch.
+  /// @throws ShapeError if x's last dim is not embedding_dim; IndexError if the rows pass
+  ///         num_embeddings.
+  void add_positions(const TensorView<Scalar, 3>& x, Index first = 0) const {
+    check_positions("Embedding::add_positions", x.shape(), first);
+    const auto rows = as_matrix(weight_.view()).middleRows(first, x.size(1));
+    for (Index b = 0; b < x.size(0); ++b) as_matrix(select(x, 0, b)) += rows;
+  }
+
+  /// Backward of add_positions: accumulates (+=) into the gradient of row first + t the
+  /// gradient of position t summed over the batch (the row was added to every sequence).
+  /// @param grad (B, T, embedding_dim), dL/dx.
+  /// @throws as add_positions.
+  void add_positions_backward(const TensorView<const Scalar, 3>& grad, Index first = 0) {
+    check_positions("Embedding::add_positions_backward", grad.shape(), first);
+    auto rows = as_matrix(weight_grad_.view()).middleRows(first, grad.size(1));
+    for (Index b = 0; b < grad.size(0); ++b) rows += as_matrix(select(grad, 0, b));
+  }
+
  private:
   friend class StateVisitable<Embedding<ScalarType>>;
   // Entry "weight" (num_embeddings, embedding_dim), with its gradient.
@@ -87,6 +108,18 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
     detail::require_positive("Embedding", "num_embeddings", num_embeddings);
     detail::require_positive("Embedding", "embedding_dim", embedding_dim);
     return {num_embeddings, embedding_dim};
+  }
+
+  void check_positions(const char* who, const Shape<3>& x, Index first) const {
+    if (x[2] != embedding_dim()) {
+      throw ShapeError(detail::concat(who, ": input has shape ", to_string(x),
+                                      " but its last dim must be embedding_dim (", embedding_dim(),
+                                      ")"));
+    }
+    if (first < 0 || first + x[1] > num_embeddings()) {
+      throw IndexError(detail::concat(who, ": positions [", first, ", ", first + x[1],
+                                      ") are not inside the table's ", num_embeddings(), " rows"));
+    }
   }
 
   void check(const TensorView<const Index, 2>& ids) const {

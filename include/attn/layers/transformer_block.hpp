@@ -218,10 +218,10 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
   /// (B, T, emb_dim) tensor in memory order. Records the generator's state before the draws.
   void drop_shortcut(Tensor<Scalar, 3>& branch, bool drop, std::optional<Generator>* replay) const {
     if (replay != nullptr) replay->reset();
-    if (!drop) return;
-    if (replay != nullptr) *replay = dropout_generator();
-    dropout(reshape<2>(branch.view(), Shape<2>{-1, config_.emb_dim}),
-            static_cast<Scalar>(config_.drop_rate), true, dropout_generator());
+    if (drop) {
+      detail::dropout_recording(branch.view(), static_cast<Scalar>(config_.drop_rate),
+                                dropout_generator(), replay);
+    }
   }
 
   /// The gradient of a shortcut branch's input from the gradient of its output: `grad` itself
@@ -232,9 +232,8 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
                                         Tensor<Scalar, 3>& masked) const {
     if (!replay) return grad.view();
     masked = grad;
-    Generator draws = *replay;
-    auto matrix = as_matrix(reshape<2>(masked.view(), Shape<2>{-1, config_.emb_dim}));
-    detail::dropout_backward_inplace(matrix, static_cast<Scalar>(config_.drop_rate), draws);
+    detail::dropout_replayed_backward(masked.view(), static_cast<Scalar>(config_.drop_rate),
+                                      *replay);
     return masked.view();
   }
 

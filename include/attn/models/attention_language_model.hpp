@@ -85,12 +85,7 @@ class AttentionLanguageModel : public StateVisitable<AttentionLanguageModel<Scal
     const Tensor<Scalar, 3> grad_attended = out_head_.backward(cache.attended.view(), grad_logits);
     const Tensor<Scalar, 3> grad_embedded = att_.backward(cache.attention, grad_attended.view());
     tok_emb_.backward(cache.ids.view(), grad_embedded.view());
-    // Position t's vector was added to every sequence of the batch: its gradient is their sum.
-    auto pos_grad = as_matrix(pos_emb_.weight_grad().view());
-    for (Index b = 0; b < grad_embedded.size(0); ++b) {
-      const auto rows = as_matrix(select(grad_embedded.view(), 0, b));
-      pos_grad.topRows(rows.rows()) += rows;
-    }
+    pos_emb_.add_positions_backward(grad_embedded.view());
   }
 
  private:
@@ -110,8 +105,7 @@ class AttentionLanguageModel : public StateVisitable<AttentionLanguageModel<Scal
                                       " tokens but context_length is ", config_.context_length));
     }
     Tensor<Scalar, 3> x = tok_emb_.forward(ids);
-    const auto positions = as_matrix(pos_emb_.weight().view()).topRows(ids.size(1));
-    for (Index b = 0; b < ids.size(0); ++b) as_matrix(select(x.view(), 0, b)) += positions;
+    pos_emb_.add_positions(x.view());
     return x;
   }
 

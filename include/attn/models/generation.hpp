@@ -106,18 +106,18 @@ Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const 
   Tensor<Index, 2> sequence(ids);
   std::optional<GPTKVCache<Scalar>> cache;
   if (options.use_cache) cache.emplace(model.make_kv_cache(ids.size(0), context));
-  // The logits of the next position: from the cropped sequence, or, with a cache that has
-  // room, from the newest token alone.
-  const auto next_logits = [&](bool fresh) {
+  // The logits of the next position: from the cropped sequence (prefilling an empty or full
+  // cache), or, with a cache that has room, from the newest token alone.
+  const auto next_logits = [&]() {
     if (!cache) return model.forward_last(detail::last_tokens(sequence, context));
-    if (fresh || cache->size() == context) {
+    if (cache->size() == 0 || cache->size() == context) {
       cache->reset();
       return model.forward_last(detail::last_tokens(sequence, context), *cache);
     }
     return model.forward_last(detail::last_tokens(sequence, 1), *cache);
   };
   for (Index step = 0; step < options.max_new_tokens; ++step) {
-    const Tensor<Scalar, 2> logits = next_logits(step == 0);
+    const Tensor<Scalar, 2> logits = next_logits();
     const std::vector<Index> chosen =
         next_tokens(TensorView<const Scalar, 2>(logits.view()), options.sampling, generator);
     if (options.eos_id && std::all_of(chosen.begin(), chosen.end(),

@@ -188,16 +188,12 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     }
     // x = drop_emb(e): the forward's mask again, drawn from the recorded generator
     if (cache.drop_emb) {
-      Generator draws = *cache.drop_emb;
-      auto matrix = as_matrix(reshape<2>(grad.view(), Shape<2>{-1, config_.emb_dim}));
-      detail::dropout_backward_inplace(matrix, static_cast<Scalar>(config_.drop_rate), draws);
+      detail::dropout_replayed_backward(grad.view(), static_cast<Scalar>(config_.drop_rate),
+                                        *cache.drop_emb);
     }
     // e = tok_emb(ids) + pos_emb(0 .. T-1): position t's row was added to every sequence
     tok_emb_.backward(cache.ids.view(), grad.view());
-    auto pos_grad = as_matrix(pos_emb_.weight_grad().view());
-    for (Index b = 0; b < grad.size(0); ++b) {
-      pos_grad.topRows(grad.size(1)) += as_matrix(select(grad.view(), 0, b));
-    }
+    pos_emb_.add_positions_backward(grad.view());
   }
 
   /// A KV cache for generation: `batch` sequences of up to `capacity` positions (0:
@@ -305,8 +301,7 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   /// tok_emb(ids) + pos_emb(position0 .. position0 + T - 1), (B, T, emb_dim).
   Tensor<Scalar, 3> embed(const TensorView<const Index, 2>& ids, Index position0) const {
     Tensor<Scalar, 3> x = tok_emb_.forward(ids);
-    const auto positions = as_matrix(pos_emb_.weight().view()).middleRows(position0, ids.size(1));
-    for (Index b = 0; b < ids.size(0); ++b) as_matrix(select(x.view(), 0, b)) += positions;
+    pos_emb_.add_positions(x.view(), position0);
     return x;
   }
 
@@ -330,9 +325,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
       cache->blocks.resize(trf_blocks_.size());
     }
     if (drop) {
-      if (cache != nullptr) cache->drop_emb = dropout_generator_;
-      dropout(reshape<2>(x.view(), Shape<2>{-1, config_.emb_dim}),
-              static_cast<Scalar>(config_.drop_rate), true, dropout_generator_);
+      detail::dropout_recording(x.view(), static_cast<Scalar>(config_.drop_rate),
+                                dropout_generator_, cache != nullptr ? &cache->drop_emb : nullptr);
     }
     for (std::size_t l = 0; l < trf_blocks_.size(); ++l) {
       const Block& block = trf_blocks_[l];

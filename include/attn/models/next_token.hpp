@@ -65,11 +65,12 @@ std::vector<Index> next_tokens(const TensorView<const Scalar, 2>& logits,
                                const SamplingOptions& options, Generator& generator) {
   const Index rows = logits.size(0), vocab = logits.size(1);
   detail::validate_sampling(options, vocab);
-  const Tensor<Scalar, 2> contiguous(logits);  // one row at a time below, whatever the strides
+  const detail::Contiguous<Scalar, 2> contiguous(logits);  // copied only if strided
   std::vector<Index> chosen(static_cast<std::size_t>(rows));
   Eigen::Array<Scalar, 1, Eigen::Dynamic> row(vocab);
   for (Index b = 0; b < rows; ++b) {
-    row = as_matrix(contiguous.view()).row(b).array();
+    row = Eigen::Map<const Eigen::Array<Scalar, 1, Eigen::Dynamic>>(contiguous.data() + b * vocab,
+                                                                    vocab);
     if (row.isNaN().any() || !(row.maxCoeff() > -std::numeric_limits<Scalar>::infinity())) {
       throw std::invalid_argument(
           detail::concat("next_tokens: the logits of row ", b, " have a NaN or no finite value"));
