@@ -6,6 +6,7 @@
 // One timed run per process, as generation_peer.py times PyTorch, so that
 // benchmarks/generation_report.py can alternate the two and take medians:
 //   bench_generation --threads 2 --tokens 200 --cache on      tokens/s and the ids, as JSON
+//   bench_generation ... --weights bfloat16                   the same, GPTModel::set_weight_format
 //   bench_generation --threads 2 --bandwidth                  GB/s reading a 1 GiB buffer
 // Both print one JSON object on stdout.
 #include <algorithm>
@@ -36,6 +37,7 @@ struct Arguments {
   int threads = 2;
   Index tokens = 200;
   bool cache = true;
+  bool bfloat16 = false;  // --weights float32|bfloat16
   bool bandwidth = false;
   std::vector<Index> prompt{15496, 11, 314, 716};  // "Hello, I am"
 };
@@ -54,6 +56,12 @@ Arguments parse(int argc, char** argv) {
       args.tokens = std::stol(value());
     } else if (flag == "--cache") {
       args.cache = value() == "on";
+    } else if (flag == "--weights") {
+      const std::string weights = value();
+      if (weights != "float32" && weights != "bfloat16") {
+        throw std::invalid_argument("--weights must be float32 or bfloat16, not " + weights);
+      }
+      args.bfloat16 = weights == "bfloat16";
     } else if (flag == "--bandwidth") {
       args.bandwidth = true;
     } else if (flag == "--prompt") {
@@ -61,9 +69,11 @@ Arguments parse(int argc, char** argv) {
       std::stringstream ids(value());
       for (std::string id; std::getline(ids, id, ',');) args.prompt.push_back(std::stol(id));
     } else {
-      throw std::invalid_argument("unknown argument " + flag +
-                                  " (--threads N --tokens N --cache on|off --prompt ids | "
-                                  "--bandwidth)");
+      throw std::invalid_argument(
+          "unknown argument " + flag +
+          " (--threads N --tokens N --cache on|off --weights float32|bfloat16 "
+          "--prompt ids | "
+          "--bandwidth)");
     }
   }
   return args;
@@ -115,6 +125,7 @@ int main(int argc, char** argv) {
     }
     attn::GPTModel<float> model(attn::gpt_config_124m, attn::Generator(123));
     model.eval();
+    if (args.bfloat16) model.set_weight_format(attn::WeightFormat::bfloat16);
     attn::Tensor<Index, 2> prompt({1, static_cast<Index>(args.prompt.size())});
     std::copy(args.prompt.begin(), args.prompt.end(), prompt.data());
     attn::GenerationOptions options;
@@ -128,6 +139,7 @@ int main(int argc, char** argv) {
     const double seconds = seconds_since(start);
     std::ostringstream json;
     json << "{\"threads\": " << args.threads << ", \"cache\": \"" << (args.cache ? "on" : "off")
+         << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32")
          << "\", \"tokens\": " << args.tokens << ", \"seconds\": " << seconds
          << ", \"tokens_per_second\": " << static_cast<double>(args.tokens) / seconds
          << ", \"ids\": [";

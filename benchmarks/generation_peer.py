@@ -9,8 +9,10 @@ keys and values and runs one token per step, as the book's ch04/03_kv-cache scri
 paths crop the input to the context as the book's generate_text_simple does.
 
     /usr/bin/python3 benchmarks/generation_peer.py --threads 2 --tokens 200 --cache on
+    ... --weights bfloat16    every nn.Linear weight rounded to bfloat16 (kept as float32): the
+                              numbers attn's WeightFormat::bfloat16 computes with
 
-Prints {"threads", "cache", "tokens", "seconds", "tokens_per_second", "ids"}: the ids let the
+Prints {"threads", "cache", "weights", "tokens", "seconds", "tokens_per_second", "ids"}: the ids let the
 caller check that attn generated the same sequence from the same seeded weights.
 """
 import argparse
@@ -148,18 +150,25 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--cache", choices=["on", "off"], default="on")
+    parser.add_argument("--weights", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--prompt", default="15496,11,314,716", help="token ids ('Hello, I am')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(123)
     model = GPTModel(GPT_CONFIG_124M).eval()
+    if args.weights == "bfloat16":
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.copy_(module.weight.bfloat16().float())
     prompt = torch.tensor([[int(i) for i in args.prompt.split(",")]])
     context = GPT_CONFIG_124M["context_length"]
     generate(model, prompt, 2, context, args.cache == "on")  # warm-up: allocator, threads
     start = time.perf_counter()
     ids = generate(model, prompt, args.tokens, context, args.cache == "on")
     seconds = time.perf_counter() - start
-    print(json.dumps({"threads": args.threads, "cache": args.cache, "tokens": args.tokens,
+    print(json.dumps({"threads": args.threads, "cache": args.cache, "weights": args.weights,
+                      "tokens": args.tokens,
                       "seconds": seconds, "tokens_per_second": args.tokens / seconds,
                       "ids": ids[0].tolist()}))
 

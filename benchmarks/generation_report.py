@@ -11,7 +11,10 @@ Runs, alternating the engines so that the host's drifts hit both alike:
   bound it puts on a cached step, which reads every weight of the blocks and the head once:
   limit = bandwidth / bytes per token, for the 163,009,536 parameters (the issue's 652 MB) and
   for the 123,625,728 a step reads (the embedding tables give one row each);
-- whether attn and PyTorch generated the same ids.
+- the same cached runs with the weights of every Linear layer in bfloat16 (attn:
+  set_weight_format(WeightFormat::bfloat16), which reads 2 bytes a weight; PyTorch: the same
+  rounded weights, kept in float32), and the bound for the 247 MB such a step reads;
+- whether attn and PyTorch generated the same ids (float32 with float32, bfloat16 with bfloat16).
 
     cmake --build build/release --target bench_generation
     /usr/bin/python3 benchmarks/generation_report.py --build build/release --output benchmarks/results
@@ -35,6 +38,11 @@ ROOT = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 PARAMETERS_ALL = 163_009_536
 # What one cached step reads: everything but tok_emb (50257 x 768) and pos_emb (1024 x 768).
 PARAMETERS_READ = PARAMETERS_ALL - 50257 * 768 - 1024 * 768
+# Of those, the weights of the Linear layers (12 blocks' qkv, out_proj, ff.layers.0 and .2, and
+# out_head), which WeightFormat::bfloat16 stores in 2 bytes; the biases and LayerNorms stay float.
+LINEAR_WEIGHTS = 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 768 * 50257
+BYTES_READ = {"float32": PARAMETERS_READ * 4,
+              "bfloat16": LINEAR_WEIGHTS * 2 + (PARAMETERS_READ - LINEAR_WEIGHTS) * 4}
 
 
 def parse_args():
@@ -82,7 +90,7 @@ def main():
         bandwidth[t] = statistics.median(
             run_json([binary, "--threads", str(t), "--bandwidth"], env_t)["read_gb_per_s"]
             for _ in range(3))
-        for cache in ("on", "off"):
+        for cache, weights in (("on", "float32"), ("off", "float32"), ("on", "bfloat16")):
             reps = args.repetitions if cache == "on" else args.uncached_repetitions
             speeds = {"attn": [], "PyTorch": []}
             for _ in range(reps):
@@ -90,10 +98,10 @@ def main():
                         ("attn", [binary]),
                         ("PyTorch", ["/usr/bin/python3", peer])):
                     out = run_json(command + ["--threads", str(t), "--tokens", str(args.tokens),
-                                              "--cache", cache], env_t)
+                                              "--cache", cache, "--weights", weights], env_t)
                     speeds[engine].append(out["tokens_per_second"])
-                    ids[(engine, t, cache)] = out["ids"]
-            rows.append((t, cache, statistics.median(speeds["attn"]),
+                    ids[(engine, t, cache, weights)] = out["ids"]
+            rows.append((t, cache, weights, statistics.median(speeds["attn"]),
                          statistics.median(speeds["PyTorch"]), reps))
         print(f"threads {t} done", file=sys.stderr)
 
@@ -102,40 +110,52 @@ def main():
         "",
         f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {lscpu_model()}, {os.cpu_count()} "
         f"CPUs. The book's GPTModel with GPT_CONFIG_124M, weights of torch.manual_seed(123), "
-        f"eval mode, float32, batch 1: {args.tokens} tokens generated greedily from \"Hello, I "
+        f"eval mode, batch 1: {args.tokens} tokens generated greedily from \"Hello, I "
         "am\" (4 tokens). attn: bench_generation (g++ -O3 -march=native, OpenMP); PyTorch "
         f"{torch_version()}: benchmarks/generation_peer.py, the same model in plain PyTorch "
         "(last position only through the head; the cache concatenates each step's keys and "
-        "values). Median of the runs, alternating the engines; OpenMP's default wait policy.",
+        "values). Weights float32, or those of every Linear layer rounded to bfloat16 (attn "
+        "reads them in 2 bytes; PyTorch holds the same rounded values in float32); "
+        "activations float32 throughout. Median of the runs, alternating the engines; "
+        "OpenMP's default wait policy.",
         "",
-        "| threads | KV cache | attn tokens/s | PyTorch tokens/s | attn / PyTorch | runs |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| threads | KV cache | weights | attn tokens/s | PyTorch tokens/s | attn / PyTorch "
+        "| runs |",
+        "|---:|---|---|---:|---:|---:|---:|",
     ]
-    for t, cache, attn_speed, torch_speed, reps in rows:
-        lines.append(f"| {t} | {cache} | {attn_speed:.1f} | {torch_speed:.1f} | "
+    for t, cache, weights, attn_speed, torch_speed, reps in rows:
+        lines.append(f"| {t} | {cache} | {weights} | {attn_speed:.1f} | {torch_speed:.1f} | "
                      f"{attn_speed / torch_speed:.1f}x | {reps} |")
     lines += [
         "",
         "A cached step reads every weight of the blocks and the head once, so memory bandwidth "
         "bounds it. Read bandwidth (bench_generation --bandwidth: a 1 GiB float buffer summed, "
-        "four streams per thread, median of 3, best of 6 passes each) and the bound it gives "
-        "(the first counts every parameter, as if the embedding tables were read too; a step "
-        "reads one row of each):",
+        "four streams per thread, median of 3, best of 6 passes each) and the bound it gives: "
+        "bandwidth / bytes a step reads, for all 163.0M parameters in float32 (652 MB, as if "
+        "the embedding tables were read too; a step reads one row of each), for the "
+        f"{PARAMETERS_READ / 1e6:.1f}M a step reads in float32 "
+        f"({BYTES_READ['float32'] / 1e6:.1f} MB) and with the Linear weights in bfloat16 "
+        f"({BYTES_READ['bfloat16'] / 1e6:.1f} MB):",
         "",
-        "| threads | read GB/s | limit, all 163.0M weights (652 MB), tokens/s | limit, the "
-        f"{PARAMETERS_READ / 1e6:.1f}M a step reads ({PARAMETERS_READ * 4 / 1e6:.0f} MB), "
-        "tokens/s | attn cached, % of the first | % of the second |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| threads | read GB/s | limit, 652 MB | limit, float32 step | attn float32, % of its "
+        "limit | limit, bfloat16 step | attn bfloat16, % of its limit |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in threads:
-        cached = next(r[2] for r in rows if r[0] == t and r[1] == "on")
+        def cached(weights):
+            return next(r[3] for r in rows if r[0] == t and r[1] == "on" and r[2] == weights)
         limit_all = bandwidth[t] * 1e9 / (PARAMETERS_ALL * 4)
-        limit_read = bandwidth[t] * 1e9 / (PARAMETERS_READ * 4)
-        lines.append(f"| {t} | {bandwidth[t]:.1f} | {limit_all:.1f} | {limit_read:.1f} | "
-                     f"{100 * cached / limit_all:.0f} % | {100 * cached / limit_read:.0f} % |")
+        limit = {w: bandwidth[t] * 1e9 / BYTES_READ[w] for w in BYTES_READ}
+        lines.append(f"| {t} | {bandwidth[t]:.1f} | {limit_all:.1f} | {limit['float32']:.1f} | "
+                     f"{100 * cached('float32') / limit['float32']:.0f} % | "
+                     f"{limit['bfloat16']:.1f} | "
+                     f"{100 * cached('bfloat16') / limit['bfloat16']:.0f} % |")
     same = all(ids[k] == ids[("attn",) + k[1:]] for k in ids if k[0] == "PyTorch")
-    lines += ["", "attn and PyTorch generated the same ids in every run: "
-              f"{'yes' if same else 'NO'}.", ""]
+    bf16_differs = any(ids[k] != ids[k[:3] + ("float32",)] for k in ids if k[3] == "bfloat16")
+    lines += ["", "attn and PyTorch generated the same ids in every run (float32 with float32, "
+              f"bfloat16 with bfloat16): {'yes' if same else 'NO'}. The bfloat16 weights "
+              f"{'change' if bf16_differs else 'do not change'} the generated ids against "
+              "float32's.", ""]
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, "generation_gpt2.md")
     with open(path, "w") as report:

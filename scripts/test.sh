@@ -3,7 +3,7 @@
 # then builds everything (tests, examples, benchmarks, header self-check) with g++ and runs ctest
 # (unit, example-output, compile-must-fail, packaging and architecture tests); builds the tests
 # with clang++ under AddressSanitizer + UBSan and runs them; runs the threaded tests under
-# ThreadSanitizer; and runs each fuzz target for a bounded time (ATTN_FUZZ_SECONDS, default 45).
+# ThreadSanitizer; and runs each fuzz target for a bounded time (ATTN_FUZZ_SECONDS, default 30).
 # Warnings are errors in every preset. (The clang++ build leaves out examples and benchmarks to
 # keep CI short; the fuzz and TSan builds compile the library's headers with clang++ as well.)
 #
@@ -90,7 +90,7 @@ main() {
   run_step "ci-gcc" build_and_test ci-gcc gcc_tests
   run_step "ci-clang" build_and_test ci-clang ctest --preset ci-clang
   run_step "tsan" build_and_test tsan tsan_run
-  run_step "fuzz" scripts/fuzz.sh "${ATTN_FUZZ_SECONDS:-45}"
+  run_step "fuzz" scripts/fuzz.sh "${ATTN_FUZZ_SECONDS:-30}"
   summary
 }
 

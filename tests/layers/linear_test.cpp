@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <utility>
+
 #include "support/expect_error.hpp"
 #include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
@@ -109,6 +113,71 @@ TEST(Linear, GradientCheckWithStridedInput) {
                               "weight"));
   EXPECT_TRUE(gradients_agree(layer.bias_grad().data(),
                               numeric_gradient(layer.bias().data(), 3, loss), loss_scale, "bias"));
+}
+
+// With WeightFormat::bfloat16 every weight is rounded as PyTorch's .bfloat16() rounds it, and
+// both products, the few-row one reading the 2-byte copy and the matrix product over more rows,
+// are y = x W^T + b with the rounded weights: against a double loop, elementwise within
+// (in_features + 2) eps of sum |w x| + |b| (Higham 3.5).
+TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
+  constexpr attn::Index in = 70, out = 37;
+  attn::Linear<float> layer(in, out, true, attn::Generator(5));
+  const attn::Tensor<float, 2> original = std::as_const(layer).weight();
+  layer.set_weight_format(attn::WeightFormat::bfloat16);
+  ASSERT_EQ(layer.weight_format(), attn::WeightFormat::bfloat16);
+  const auto& weight = std::as_const(layer).weight();
+  for (attn::Index i = 0; i < weight.numel(); ++i) {
+    ASSERT_EQ(weight.data()[i], attn::detail::round_to_bfloat16(original.data()[i])) << i;
+  }
+  attn::Generator generator(6);
+  for (attn::Index rows : {attn::Index{1}, attn::Linear<float>::bfloat16_max_rows,
+                           attn::Linear<float>::bfloat16_max_rows + 1, attn::Index{20}}) {
+    attn::Tensor<float, 2> x({rows, in});
+    for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = generator.uniform<float>(-1, 1);
+    const attn::Tensor<float, 2> y = layer.forward(x.view());
+    for (attn::Index r = 0; r < rows; ++r) {
+      for (attn::Index o = 0; o < out; ++o) {
+        double expected = layer.bias()(o), scale = std::abs(expected);
+        for (attn::Index c = 0; c < in; ++c) {
+          expected += double(weight(o, c)) * double(x(r, c));
+          scale += std::abs(double(weight(o, c)) * double(x(r, c)));
+        }
+        EXPECT_LE(std::abs(y(r, o) - expected),
+                  double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
+            << rows << " rows: y(" << r << ", " << o << ")";
+      }
+    }
+  }
+}
+
+// The 2-byte copy can never disagree with the weight: every way of changing the weight returns
+// the layer to WeightFormat::scalar; reading it (const) does not.
+TEST(Linear, ChangingTheWeightDropsTheBFloat16Copy) {
+  attn::Linear<float> layer(6, 5);
+  const auto bfloat16 = [&] {
+    layer.set_weight_format(attn::WeightFormat::bfloat16);
+    return layer.weight_format() == attn::WeightFormat::bfloat16;
+  };
+  ASSERT_TRUE(bfloat16());
+  const auto dict = attn::state_dict(std::as_const(layer));
+  EXPECT_EQ(attn::parameter_count(layer), 35);
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::bfloat16) << "const visits keep it";
+  layer.weight()(0, 0) = 0.1f;
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "weight()";
+  ASSERT_TRUE(bfloat16());
+  attn::load_state_dict(layer, dict);
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "load_state_dict";
+  ASSERT_TRUE(bfloat16());
+  attn::zero_grad(layer);  // a mutable visit, as an optimiser's
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "mutable visit_state";
+  ASSERT_TRUE(bfloat16());
+  layer.set_weight_format(attn::WeightFormat::scalar);
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar);
+  const auto& weight = std::as_const(layer).weight();
+  for (attn::Index i = 0; i < weight.numel(); ++i) {
+    EXPECT_EQ(weight.data()[i], attn::detail::round_to_bfloat16(weight.data()[i]))
+        << "the weights stay rounded: " << i;
+  }
 }
 
 }  // namespace

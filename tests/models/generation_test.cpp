@@ -106,9 +106,12 @@ std::vector<attn::Index> generated_row(const attn::Tensor<attn::Index, 2>& ids, 
 
 // The cache changes the work, not the tokens: greedy and sampled, prompts shorter and longer
 // than the context, runs that pass the context (the cache then re-prefills, as the crop does).
+// With bfloat16 weights the steps of up to Linear::bfloat16_max_rows rows read the 2-byte copy
+// and the longer uncached ones multiply the rounded weights: the same tokens still.
 template <typename Scalar>
-void check_cached_equals_uncached() {
-  const auto model = small_generation_gpt<Scalar>();
+void check_cached_equals_uncached(attn::WeightFormat format = attn::WeightFormat::scalar) {
+  auto model = small_generation_gpt<Scalar>();
+  model.set_weight_format(format);
   const attn::Tensor<attn::Index, 2> short_prompt({2, 3}, {1, 2, 3, 7, 0, 28});
   attn::Tensor<attn::Index, 2> long_prompt({1, 15});
   for (attn::Index i = 0; i < 15; ++i) long_prompt(0, i) = (5 * i + 3) % 29;
@@ -142,6 +145,10 @@ TEST(Generate, CachedEqualsUncachedFloat) {
 }
 TEST(Generate, CachedEqualsUncachedDouble) {
   check_cached_equals_uncached<double>();
+}
+TEST(Generate, CachedEqualsUncachedWithBFloat16Weights) {
+  check_cached_equals_uncached<float>(attn::WeightFormat::bfloat16);
+  check_cached_equals_uncached<double>(attn::WeightFormat::bfloat16);
 }
 
 TEST(Generate, StopsAtEosWithoutAppendingIt) {

@@ -368,4 +368,37 @@ TEST(GPTModelBook, Gpt124MGivesTheBooksLogitsAndTextFromSeed123) {
             << "; built and ran in " << seconds << " s\n";
 }
 
+// The same model with its Linear weights in bfloat16 (set_weight_format): what PyTorch 1.13 gives
+// with every nn.Linear weight rounded by .bfloat16() (tests/fixtures/generate_gpt.py
+// --bfloat16): the eval logits of "Hello, I am"'s last position (first and last three), to 4
+// decimals, with and without the KV cache, and the same greedy continuation, which here is
+// float32's too.
+TEST(GPTModelBook, Gpt124MWithBFloat16WeightsGivesPyTorchsLogitsAndText) {
+  attn::GPTModel<float> model(attn::gpt_config_124m, attn::Generator(123));
+  model.eval();
+  model.set_weight_format(attn::WeightFormat::bfloat16);
+  EXPECT_EQ(model.out_head().weight_format(), attn::WeightFormat::bfloat16);
+  EXPECT_EQ(model.trf_blocks()[11].ff().layer2().weight_format(), attn::WeightFormat::bfloat16);
+  const float expected[6] = {-0.64150596f, -0.14458391f, -0.13877904f,
+                             1.58571267f,  -0.95302910f, -0.87420750f};
+  const attn::Tensor<Index, 2> hello_i_am({1, 4}, {15496, 11, 314, 716});
+  auto cache = model.make_kv_cache(1);
+  const auto uncached = model.forward_last(hello_i_am.view());
+  const auto cached = model.forward_last(hello_i_am.view(), cache);
+  for (int k = 0; k < 6; ++k) {
+    const Index v = k < 3 ? k : 50257 - 6 + k;
+    EXPECT_LT(std::abs(double(uncached(0, v)) - double(expected[k])), 5e-5) << "logit " << v;
+    EXPECT_LT(std::abs(double(cached(0, v)) - double(expected[k])), 5e-5) << "cached " << v;
+  }
+  const std::vector<Index> pytorch{15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267};
+  const auto ids_of = [](const attn::Tensor<Index, 2>& ids) {
+    return std::vector<Index>(ids.data(), ids.data() + ids.numel());
+  };
+  EXPECT_EQ(ids_of(attn::generate_text_simple(model, hello_i_am.view(), 6, 1024)), pytorch);
+  attn::GenerationOptions options;
+  options.max_new_tokens = 6;
+  attn::Generator unused;
+  EXPECT_EQ(ids_of(attn::generate(model, hello_i_am.view(), options, unused)), pytorch);
+}
+
 }  // namespace

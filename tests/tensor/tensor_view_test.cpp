@@ -83,12 +83,6 @@ TEST(TensorView, AtChecksBounds) {
   ATTN_EXPECT_ERROR(view.at(-1, 0, 0), std::out_of_range, {"index -1", "(1, 3, 7)"});
 }
 
-TEST(TensorView, OperatorCallAssertsBoundsInTests) {
-  auto values = iota(6);
-  const attn::TensorView<float, 2> view(values.data(), {2, 3});
-  EXPECT_THROW(view(2, 0), attn_test::AssertionFailure);
-}
-
 TEST(TensorView, NegativeExtentIsAShapeError) {
   float value = 0;
   ATTN_EXPECT_ERROR((attn::TensorView<float, 2>(&value, {2, -1})), std::invalid_argument,

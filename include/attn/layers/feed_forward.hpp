@@ -42,6 +42,12 @@ class FeedForward : public StateVisitable<FeedForward<ScalarType>> {
   Linear<Scalar>& layer2() { return layer2_; }
   const Linear<Scalar>& layer2() const { return layer2_; }
 
+  /// Stores both layers' weights as `format` (Linear::set_weight_format).
+  void set_weight_format(WeightFormat format) {
+    layer0_.set_weight_format(format);
+    layer2_.set_weight_format(format);
+  }
+
   /// The layer has no mode; these exist so that code switching every layer need not know.
   void train(bool /*training*/ = true) {}
   void eval() {}

@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/kernels/detail/bfloat16_matrix.hpp"
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
@@ -17,6 +19,12 @@
 #include "attn/threads.hpp"
 
 namespace attn {
+
+/// How a layer stores its weights for inference. `scalar`: as its Scalar (float or double).
+/// `bfloat16`: each weight rounded to bfloat16 (as PyTorch's `.to(torch.bfloat16)` rounds it)
+/// and kept a second time in 2 bytes, which the products of a few rows read (decoding a token:
+/// half the memory traffic of float); activations, biases and sums stay in Scalar.
+enum class WeightFormat { scalar, bfloat16 };
 
 /// A fully connected layer with PyTorch's layout and initialisation.
 ///
@@ -66,7 +74,13 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Index in_features() const { return in_features_; }
   Index out_features() const { return out_features_; }
   bool has_bias() const { return has_bias_; }
-  Tensor<Scalar, 2>& weight() { return weight_; }
+  /// The weight, for changing it: the layer returns to WeightFormat::scalar (its bfloat16 copy
+  /// is dropped, so it can never disagree with the weight), as with every other way of changing
+  /// the weight (load_state_dict, an optimiser, any mutable visit_state).
+  Tensor<Scalar, 2>& weight() {
+    weight_bf16_ = {};
+    return weight_;
+  }
   const Tensor<Scalar, 2>& weight() const { return weight_; }
   Tensor<Scalar, 1>& bias() { return bias_; }
   const Tensor<Scalar, 1>& bias() const { return bias_; }
@@ -109,6 +123,30 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
     return project_backward<Rank>(x, grad_y);
   }
 
+  /// WeightFormat::bfloat16 rounds every weight to bfloat16, in place, and keeps the rounded
+  /// weights a second time in 2 bytes each, which forward reads for inputs of at most
+  /// bfloat16_max_rows rows (decoding): the same values as the rounded Scalar weights larger
+  /// inputs multiply with, so both give the same result up to the order of the sums.
+  /// WeightFormat::scalar drops the 2-byte copy; the weights stay rounded.
+  void set_weight_format(WeightFormat format) {
+    if (format == WeightFormat::scalar) {
+      weight_bf16_ = {};
+      return;
+    }
+    for (Index i = 0; i < weight_.numel(); ++i) {
+      weight_.data()[i] = detail::round_to_bfloat16(weight_.data()[i]);
+    }
+    weight_bf16_ =
+        detail::BFloat16Matrix(weight_.data(), out_features_, in_features_, in_features_);
+  }
+  WeightFormat weight_format() const {
+    return weight_bf16_.empty() ? WeightFormat::scalar : WeightFormat::bfloat16;
+  }
+  /// With WeightFormat::bfloat16, inputs of up to this many rows read the 2-byte weights: each
+  /// weight is then used a few times only and the product streams memory; larger ones are
+  /// matrix products that reuse every weight and run at the arithmetic's speed.
+  static constexpr Index bfloat16_max_rows = 8;
+
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
   const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_; }
   Tensor<Scalar, 1>& bias_grad() { return bias_grad_; }
@@ -124,12 +162,12 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Tensor<Scalar, Rank> project_backward(const TensorView<const Scalar, Rank>& x,
                                         const TensorView<const Scalar, Rank>& grad_y);
 
- public:
  private:
   friend class StateVisitable<Linear<ScalarType>>;
   // Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
+    if constexpr (!std::is_const_v<Self>) self.weight_bf16_ = {};  // the weight may change
     visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
                           self.weight_.data(), self.weight_grad_.data()));
     if (self.has_bias_) {
@@ -200,6 +238,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Tensor<Scalar, 1> bias_;
   Tensor<Scalar, 2> weight_grad_;
   Tensor<Scalar, 1> bias_grad_;
+  detail::BFloat16Matrix weight_bf16_;  // empty unless WeightFormat::bfloat16
 };
 
 template <typename ScalarType>
@@ -214,9 +253,13 @@ void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
   if (!rows_mappable(x)) return project<Rank>(Tensor<Scalar, Rank>(x).view(), y);
   for_each_row_block(x, y, [&](auto X, auto Y) {
     // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
-    detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),
-                                       X.outerStride(), weight_.data(), in_features_, Scalar(0),
-                                       Y.data(), Y.outerStride());
+    if (!weight_bf16_.empty() && X.rows() <= bfloat16_max_rows) {
+      weight_bf16_.multiply(X.rows(), X.data(), X.outerStride(), Y.data(), Y.outerStride());
+    } else {
+      detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),
+                                         X.outerStride(), weight_.data(), in_features_, Scalar(0),
+                                         Y.data(), Y.outerStride());
+    }
     if (has_bias_) {
       const auto bias = as_vector(bias_.view()).transpose();
       detail::for_each_thread_row_block(X.rows(), threaded_bias_rows,

@@ -84,6 +84,12 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
   void train(bool training = true) { att_.train(training); }
   void eval() { train(false); }
   bool is_training() const { return att_.is_training(); }
+  /// Stores the attention's and the feed-forward's weights as `format`
+  /// (Linear::set_weight_format); the LayerNorms stay in Scalar.
+  void set_weight_format(WeightFormat format) {
+    att_.set_weight_format(format);
+    ff_.set_weight_format(format);
+  }
   /// Every dropout of the block draws from this generator, in PyTorch's order; reseed it, or
   /// assign another generator's state, for reproducible runs (not while a forward runs).
   Generator& dropout_generator() const { return att_.dropout_generator(); }

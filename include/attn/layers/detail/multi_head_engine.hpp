@@ -83,6 +83,12 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     return out_.forward(context.view());
   }
 
+  /// Stores both projections' weights as `format` (Linear::set_weight_format).
+  void set_weight_format(WeightFormat format) {
+    qkv_.set_weight_format(format);
+    out_.set_weight_format(format);
+  }
+
   ATTN_LAYER_INPUT_CHECKS("MultiHeadAttention(CombinedQKV) or GroupedQueryAttention", 3,
                           "(batch, tokens, d_in)")
 
