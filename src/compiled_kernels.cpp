@@ -3,6 +3,7 @@
 // forward and backward, instantiated once for float and double. The headers declare the same
 // lists `extern template`, so a file linked against the library compiles none of them itself.
 // (Two source files so that a build compiles them on two cores at once.)
+#include "attn/kernels/detail/bfloat16_matrix.hpp"
 #include "attn/kernels/merge_attention.hpp"
 #include "attn/kernels/rope.hpp"
 #include "attn/kernels/scaled_dot_product_attention.hpp"
@@ -14,6 +15,7 @@
 namespace attn {
 namespace detail {
 ATTN_GEMM_INSTANTIATIONS(template)
+ATTN_BFLOAT16_MATRIX_INSTANTIATIONS(template)
 }  // namespace detail
 
 ATTN_SDPA_INSTANTIATIONS(template)

@@ -6,6 +6,7 @@
 #include <limits>
 #include <utility>
 
+#include "attn/optim/sgd.hpp"
 #include "support/expect_error.hpp"
 #include "support/gradient_check.hpp"
 #include "support/layer_fixture.hpp"
@@ -150,8 +151,45 @@ TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
   }
 }
 
-// The 2-byte copy can never disagree with the weight: every way of changing the weight returns
-// the layer to WeightFormat::scalar; reading it (const) does not.
+// The few-row product reads any view the GEMM reads: rows of a rank-3 input whose leading dims do
+// not collapse (a transposed batch), a single rank-1 row, and a strided output row.
+TEST(Linear, BFloat16ProductTakesStridedViews) {
+  constexpr attn::Index in = 40, out = 9;
+  attn::Linear<float> layer(in, out, true, attn::Generator(8));
+  layer.set_weight_format(attn::WeightFormat::bfloat16);
+  const auto& weight = std::as_const(layer).weight();
+  attn::Generator generator(9);
+  attn::Tensor<float, 3> stored({3, 2, in});
+  for (attn::Index i = 0; i < stored.numel(); ++i) {
+    stored.data()[i] = generator.uniform<float>(-1, 1);
+  }
+  const auto x = attn::transpose(stored.view(), 0, 1);  // (2, 3, in), batch stride in
+  const attn::Tensor<float, 3> y = layer.forward(x);
+  attn::Tensor<float, 2> wide({3, 2 * out});  // rows of 2 out, written through a strided view
+  const auto half = attn::slice(wide.view(), 1, 0, out);
+  layer.forward_into(attn::select(x, 0, 1), half);
+  const attn::Tensor<float, 1> one = layer.forward(attn::select(attn::select(x, 0, 0), 0, 2));
+  const auto check = [&](float actual, attn::Index b, attn::Index t, attn::Index o) {
+    double expected = layer.bias()(o), scale = std::abs(expected);
+    for (attn::Index c = 0; c < in; ++c) {
+      expected += double(weight(o, c)) * double(x(b, t, c));
+      scale += std::abs(double(weight(o, c)) * double(x(b, t, c)));
+    }
+    EXPECT_LE(std::abs(actual - expected),
+              double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
+        << "(" << b << ", " << t << ", " << o << ")";
+  };
+  for (attn::Index o = 0; o < out; ++o) {
+    for (attn::Index b = 0; b < 2; ++b) {
+      for (attn::Index t = 0; t < 3; ++t) check(y(b, t, o), b, t, o);
+    }
+    for (attn::Index t = 0; t < 3; ++t) check(wide(t, o), 1, t, o);
+    check(one(o), 0, 2, o);
+  }
+}
+
+// The 2-byte copy cannot disagree with the weight: every way of changing the weight returns the
+// layer to WeightFormat::scalar; reading it (const) does not.
 TEST(Linear, ChangingTheWeightDropsTheBFloat16Copy) {
   attn::Linear<float> layer(6, 5);
   const auto bfloat16 = [&] {
@@ -170,6 +208,15 @@ TEST(Linear, ChangingTheWeightDropsTheBFloat16Copy) {
   ASSERT_TRUE(bfloat16());
   attn::zero_grad(layer);  // a mutable visit, as an optimiser's
   EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "mutable visit_state";
+  ASSERT_TRUE(bfloat16());
+  attn::Generator generator(3);
+  layer.reset_parameters(generator);
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "reset_parameters";
+  attn::SGD<float> sgd({/*lr=*/0.1f});
+  sgd.add(layer);  // before the switch, as in a training loop that samples text each epoch
+  ASSERT_TRUE(bfloat16());
+  sgd.step();
+  EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar) << "an optimiser's step";
   ASSERT_TRUE(bfloat16());
   layer.set_weight_format(attn::WeightFormat::scalar);
   EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar);

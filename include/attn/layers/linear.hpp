@@ -52,6 +52,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   /// Redraws weight, then bias, from U(-1/sqrt(in_features), 1/sqrt(in_features)), as
   /// nn.Linear.reset_parameters does.
   void reset_parameters(Generator& generator) {
+    weight_bf16_ = {};
     const Scalar bound = init_bound(in_features_);
     for (Index i = 0; i < weight_.numel(); ++i) {
       weight_.data()[i] = generator.uniform<Scalar>(-bound, bound);
@@ -75,8 +76,10 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Index out_features() const { return out_features_; }
   bool has_bias() const { return has_bias_; }
   /// The weight, for changing it: the layer returns to WeightFormat::scalar (its bfloat16 copy
-  /// is dropped, so it can never disagree with the weight), as with every other way of changing
-  /// the weight (load_state_dict, an optimiser, any mutable visit_state).
+  /// is dropped, so it cannot disagree with the weight), as with every other way of changing
+  /// the weight: reset_parameters, load_state_dict, an optimiser's step, any mutable
+  /// visit_state. (A reference or view kept from before set_weight_format and written through
+  /// afterwards bypasses this: take it again, or call set_weight_format again after writing.)
   Tensor<Scalar, 2>& weight() {
     weight_bf16_ = {};
     return weight_;
@@ -162,7 +165,6 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Tensor<Scalar, Rank> project_backward(const TensorView<const Scalar, Rank>& x,
                                         const TensorView<const Scalar, Rank>& grad_y);
 
- private:
   friend class StateVisitable<Linear<ScalarType>>;
   // Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
   template <typename Self, typename Visitor>

@@ -54,6 +54,7 @@ class AdamW {
 
   /// One update of every registered parameter from its accumulated gradient.
   void step() {
+    parameters_.before_update();
     ++step_;
     const auto& o = options_;
     // PyTorch forms these step constants in Python doubles and rounds them once to Scalar.

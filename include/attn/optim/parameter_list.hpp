@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,15 @@ class ParameterList {
       }
       slots_.push_back({name, entry.data, entry.grad, entry.numel()});
     });
+    // The optimiser writes the parameters through the pointers above, without the layer: before
+    // each step the layer is visited mutably again, as any change of its state is, so what it
+    // derives from its weights (Linear's bfloat16 copy) is dropped, not left stale.
+    layers_.emplace_back([&layer] { layer.visit_state([](const StateEntry<Scalar>&) {}); });
+  }
+
+  /// Tells every layer added that its parameters are about to change (call before updating).
+  void before_update() const {
+    for (const auto& layer : layers_) layer();
   }
 
   std::size_t size() const { return slots_.size(); }
@@ -49,6 +59,7 @@ class ParameterList {
 
  private:
   std::vector<ParameterSlot<Scalar>> slots_;
+  std::vector<std::function<void()>> layers_;
 };
 
 /// @throws std::invalid_argument "<who>: <name> (<value>) must be finite and non-negative".

@@ -53,6 +53,7 @@ class SGD {
 
   /// One update of every registered parameter from its accumulated gradient.
   void step() {
+    parameters_.before_update();
     for (std::size_t n = 0; n < parameters_.size(); ++n) {
       const auto& p = parameters_[n];
       std::vector<Scalar>& buffer = buffers_[n];

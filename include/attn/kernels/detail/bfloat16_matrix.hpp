@@ -27,7 +27,8 @@ Scalar round_to_bfloat16(Scalar value) {
 /// then chunk 1 of the four, and so on. A product then reads its share of W as one forward
 /// stream, a 64-byte line per row and chunk, and keeps 4 x 32 independent sums per activation
 /// row, which the compiler turns into vector FMAs (AVX-512: 8 registers) without reordering
-/// any sum; -O3 with -march=native streams as fast as hand-written intrinsics did here.
+/// any sum. (With -O3 -march=native g++ 12's code streamed within 10 % of a hand-written AVX-512
+/// version in a scratch benchmark here; a build without AVX-512 gets narrower vectors.)
 class BFloat16Matrix {
  public:
   static constexpr Index group_rows = 4;
@@ -57,17 +58,10 @@ class BFloat16Matrix {
   /// W(r, c) as float.
   float operator()(Index r, Index c) const { return to_float(bits_.data()[offset(r, c)]); }
 
-  /// Y (m, rows) = X (m, cols) W^T, X and Y row-major with leading dimensions ldx and ldy; the
-  /// groups of rows are shared among the threads.
+  /// Y (m, rows) = X (m, cols) W^T, X and Y row-major with leading dimensions ldx and ldy (and
+  /// not overlapping); the groups of rows are shared among the threads.
   template <typename Scalar>
-  void multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const {
-    constexpr Index min_groups = 32;  // below it a share is too small to split
-    for_each_thread_row_block(groups_, min_groups, [&](Index, Index group0, Index groups) {
-      for (Index g = group0; g < group0 + groups; ++g) {
-        for (Index i = 0; i < m; ++i) multiply_group(g, x + i * ldx, y + i * ldy);
-      }
-    });
-  }
+  void multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const;
 
  private:
   static float to_float(std::uint16_t bits) {
@@ -84,33 +78,7 @@ class BFloat16Matrix {
 
   // y[r] = W(r, :) x for the (up to) 4 rows of group g.
   template <typename Scalar>
-  void multiply_group(Index g, const Scalar* x, Scalar* y) const {
-    Scalar sums[group_rows][chunk_cols] = {};
-    const std::uint16_t* w = bits_.data() + g * chunks_ * group_rows * chunk_cols;
-    const Index full_chunks = cols_ / chunk_cols;
-    for (Index chunk = 0; chunk < full_chunks; ++chunk, w += group_rows * chunk_cols) {
-      const Scalar* xc = x + chunk * chunk_cols;
-      for (Index q = 0; q < group_rows; ++q) {
-        for (Index t = 0; t < chunk_cols; ++t) {
-          sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
-        }
-      }
-    }
-    if (full_chunks < chunks_) {  // the last, partial chunk: x ends at cols_
-      const Scalar* xc = x + full_chunks * chunk_cols;
-      const Index tail = cols_ - full_chunks * chunk_cols;
-      for (Index q = 0; q < group_rows; ++q) {
-        for (Index t = 0; t < tail; ++t) {
-          sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
-        }
-      }
-    }
-    for (Index q = 0; q < group_rows && g * group_rows + q < rows_; ++q) {
-      Scalar sum = 0;
-      for (Index t = 0; t < chunk_cols; ++t) sum += sums[q][t];
-      y[g * group_rows + q] = sum;
-    }
-  }
+  void multiply_group(Index g, const Scalar* x, Scalar* y) const;
 
   Index rows_ = 0;
   Index cols_ = 0;
@@ -118,6 +86,56 @@ class BFloat16Matrix {
   Index chunks_ = 0;
   Tensor<std::uint16_t, 1> bits_;
 };
+
+// Defined outside the class, so not inline: libattn_compiled's instantiations are the ones used.
+template <typename Scalar>
+void BFloat16Matrix::multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const {
+  constexpr Index min_groups = 32;  // below it a share is too small to split
+  for_each_thread_row_block(groups_, min_groups, [&](Index, Index group0, Index groups) {
+    for (Index g = group0; g < group0 + groups; ++g) {
+      for (Index i = 0; i < m; ++i) multiply_group(g, x + i * ldx, y + i * ldy);
+    }
+  });
+}
+
+template <typename Scalar>
+void BFloat16Matrix::multiply_group(Index g, const Scalar* x, Scalar* y) const {
+  Scalar sums[group_rows][chunk_cols] = {};
+  const std::uint16_t* w = bits_.data() + g * chunks_ * group_rows * chunk_cols;
+  const Index full_chunks = cols_ / chunk_cols;
+  for (Index chunk = 0; chunk < full_chunks; ++chunk, w += group_rows * chunk_cols) {
+    const Scalar* xc = x + chunk * chunk_cols;
+    for (Index q = 0; q < group_rows; ++q) {
+      for (Index t = 0; t < chunk_cols; ++t) {
+        sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
+      }
+    }
+  }
+  if (full_chunks < chunks_) {  // the last, partial chunk: x ends at cols_
+    const Scalar* xc = x + full_chunks * chunk_cols;
+    const Index tail = cols_ - full_chunks * chunk_cols;
+    for (Index q = 0; q < group_rows; ++q) {
+      for (Index t = 0; t < tail; ++t) {
+        sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
+      }
+    }
+  }
+  for (Index q = 0; q < group_rows && g * group_rows + q < rows_; ++q) {
+    Scalar sum = 0;
+    for (Index t = 0; t < chunk_cols; ++t) sum += sums[q][t];
+    y[g * group_rows + q] = sum;
+  }
+}
+
+// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
+// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
+#define ATTN_BFLOAT16_MATRIX_INSTANTIATIONS_FOR(prefix, Scalar) \
+  prefix void BFloat16Matrix::multiply<Scalar>(Index, const Scalar*, Index, Scalar*, Index) const;
+#define ATTN_BFLOAT16_MATRIX_INSTANTIATIONS(prefix)      \
+  ATTN_BFLOAT16_MATRIX_INSTANTIATIONS_FOR(prefix, float) \
+  ATTN_BFLOAT16_MATRIX_INSTANTIATIONS_FOR(prefix, double)
+// NOLINTEND(bugprone-macro-parentheses)
+ATTN_EXTERN_TEMPLATES(ATTN_BFLOAT16_MATRIX_INSTANTIATIONS)
 
 }  // namespace attn::detail
 
