@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "attn/optim/sgd.hpp"
 #include "support/expect_error.hpp"
@@ -114,6 +115,30 @@ TEST(Linear, GradientCheckWithStridedInput) {
                               "weight"));
   EXPECT_TRUE(gradients_agree(layer.bias_grad().data(),
                               numeric_gradient(layer.bias().data(), 3, loss), loss_scale, "bias"));
+}
+
+// Leading dims of extent 1 may have any stride: a (2, 1, 1, in) view whose unit dims have strides
+// that are not the rows' is still read row by row (its rows are in_padded apart).
+TEST(Linear, UnitLeadingDimsWithAnyStrideReadTheRightRows) {
+  constexpr attn::Index in = 5, out = 3, in_padded = 8;
+  const attn::Linear<float> layer(in, out, true, attn::Generator(4));
+  std::vector<float> values(2 * in_padded);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 0.25f * float(i) - 1.0f;
+  const attn::TensorView<const float, 4> x(values.data(), {2, 1, 1, in},
+                                           {in_padded, in_padded, 6, 1});
+  const attn::Tensor<float, 4> y = layer.forward(x);
+  for (attn::Index b = 0; b < 2; ++b) {
+    for (attn::Index o = 0; o < out; ++o) {
+      double expected = layer.bias()(o), scale = std::abs(expected);
+      for (attn::Index c = 0; c < in; ++c) {
+        expected += double(layer.weight()(o, c)) * double(values[b * in_padded + c]);
+        scale += std::abs(double(layer.weight()(o, c)) * double(values[b * in_padded + c]));
+      }
+      EXPECT_LE(std::abs(y(b, 0, 0, o) - expected),
+                double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
+          << "(" << b << ", " << o << ")";
+    }
+  }
 }
 
 // With WeightFormat::bfloat16 every weight is rounded as PyTorch's .bfloat16() rounds it, and

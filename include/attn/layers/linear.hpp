@@ -4,6 +4,7 @@
 #define ATTN_LAYERS_LINEAR_HPP
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -204,12 +205,12 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
       body(as_matrix(x2), as_matrix(y2));
     } else if constexpr (Rank == 2) {
       body(as_matrix(x), as_matrix(y));
-    } else if (rows_collapse(x) && rows_collapse(y)) {
+    } else if (const auto x_rows = row_stride(x), y_rows = row_stride(y); x_rows && y_rows) {
       const Index rows = x.numel() / x.shape()[Rank - 1];
       const TensorView<T, 2> x2(x.data(), {rows, x.shape()[Rank - 1]},
-                                {x.strides()[Rank - 2], x.strides()[Rank - 1]});
+                                {*x_rows, x.strides()[Rank - 1]});
       const TensorView<Scalar, 2> y2(y.data(), {rows, y.shape()[Rank - 1]},
-                                     {y.strides()[Rank - 2], y.strides()[Rank - 1]});
+                                     {*y_rows, y.strides()[Rank - 1]});
       body(as_matrix(x2), as_matrix(y2));
     } else {
       for (Index i = 0; i < x.shape()[0]; ++i) {
@@ -221,16 +222,23 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   // The bias passes over an output of this many rows or more run on every thread.
   static constexpr Index threaded_bias_rows = Index{2} * 1024;
 
-  // True when dims 0..Rank-2 are evenly spaced rows, so they merge into one row dimension.
+  // The distance between consecutive rows when dims 0..Rank-2 are evenly spaced rows, so they
+  // merge into one row dimension; none when they are not. A dim of extent 1 may have any
+  // stride, so only the others count: each must step over all the rows inside it.
   template <typename T, int Rank>
-  static bool rows_collapse(const TensorView<T, Rank>& view) {
-    for (int d = 0; d + 2 < Rank; ++d) {
-      if (view.shape()[d] != 1 &&
-          view.strides()[d] != view.strides()[d + 1] * view.shape()[d + 1]) {
-        return false;
+  static std::optional<Index> row_stride(const TensorView<T, Rank>& view) {
+    std::optional<Index> stride;
+    Index rows_inside = 1;
+    for (int d = Rank - 2; d >= 0; --d) {
+      if (view.shape()[d] == 1) continue;
+      if (!stride) {
+        stride = view.strides()[d];
+      } else if (view.strides()[d] != *stride * rows_inside) {
+        return std::nullopt;
       }
+      rows_inside *= view.shape()[d];
     }
-    return true;
+    return stride ? stride : std::optional<Index>(view.shape()[Rank - 1]);  // one row
   }
 
   Index in_features_;
