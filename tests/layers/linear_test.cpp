@@ -117,6 +117,23 @@ TEST(Linear, GradientCheckWithStridedInput) {
                               numeric_gradient(layer.bias().data(), 3, loss), loss_scale, "bias"));
 }
 
+// Output o of y = x W^T + b against a double loop over the layer's weights: elementwise within
+// (in_features + 2) eps of sum |w x| + |b| (Higham 3.5). x_at(c) is the input row's element c.
+template <typename Input>
+::testing::AssertionResult linear_output_near(const attn::Linear<float>& layer, Input x_at,
+                                              attn::Index o, float actual) {
+  double expected = layer.bias()(o), scale = std::abs(expected);
+  for (attn::Index c = 0; c < layer.in_features(); ++c) {
+    expected += double(layer.weight()(o, c)) * double(x_at(c));
+    scale += std::abs(double(layer.weight()(o, c)) * double(x_at(c)));
+  }
+  const double bound =
+      double(layer.in_features() + 2) * std::numeric_limits<float>::epsilon() * scale;
+  if (std::abs(actual - expected) <= bound) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << actual << " vs " << expected << " (bound " << bound << ")";
+}
+
 // Leading dims of extent 1 may have any stride: a (2, 1, 1, in) view whose unit dims have strides
 // that are not the rows' is still read row by row (its rows are in_padded apart).
 TEST(Linear, UnitLeadingDimsWithAnyStrideReadTheRightRows) {
@@ -129,14 +146,8 @@ TEST(Linear, UnitLeadingDimsWithAnyStrideReadTheRightRows) {
   const attn::Tensor<float, 4> y = layer.forward(x);
   for (attn::Index b = 0; b < 2; ++b) {
     for (attn::Index o = 0; o < out; ++o) {
-      double expected = layer.bias()(o), scale = std::abs(expected);
-      for (attn::Index c = 0; c < in; ++c) {
-        expected += double(layer.weight()(o, c)) * double(values[b * in_padded + c]);
-        scale += std::abs(double(layer.weight()(o, c)) * double(values[b * in_padded + c]));
-      }
-      EXPECT_LE(std::abs(y(b, 0, 0, o) - expected),
-                double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
-          << "(" << b << ", " << o << ")";
+      const auto row = [&](attn::Index c) { return values[b * in_padded + c]; };
+      EXPECT_TRUE(linear_output_near(layer, row, o, y(b, 0, 0, o))) << "(" << b << ", " << o << ")";
     }
   }
 }
@@ -153,7 +164,7 @@ TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
   ASSERT_EQ(layer.weight_format(), attn::WeightFormat::bfloat16);
   const auto& weight = std::as_const(layer).weight();
   for (attn::Index i = 0; i < weight.numel(); ++i) {
-    ASSERT_EQ(weight.data()[i], attn::detail::round_to_bfloat16(original.data()[i])) << i;
+    ASSERT_EQ(weight.data()[i], attn::round_to_bfloat16(original.data()[i])) << i;
   }
   attn::Generator generator(6);
   for (attn::Index rows : {attn::Index{1}, attn::Linear<float>::bfloat16_max_rows,
@@ -163,13 +174,8 @@ TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
     const attn::Tensor<float, 2> y = layer.forward(x.view());
     for (attn::Index r = 0; r < rows; ++r) {
       for (attn::Index o = 0; o < out; ++o) {
-        double expected = layer.bias()(o), scale = std::abs(expected);
-        for (attn::Index c = 0; c < in; ++c) {
-          expected += double(weight(o, c)) * double(x(r, c));
-          scale += std::abs(double(weight(o, c)) * double(x(r, c)));
-        }
-        EXPECT_LE(std::abs(y(r, o) - expected),
-                  double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
+        const auto row = [&](attn::Index c) { return x(r, c); };
+        EXPECT_TRUE(linear_output_near(std::as_const(layer), row, o, y(r, o)))
             << rows << " rows: y(" << r << ", " << o << ")";
       }
     }
@@ -182,7 +188,6 @@ TEST(Linear, BFloat16ProductTakesStridedViews) {
   constexpr attn::Index in = 40, out = 9;
   attn::Linear<float> layer(in, out, true, attn::Generator(8));
   layer.set_weight_format(attn::WeightFormat::bfloat16);
-  const auto& weight = std::as_const(layer).weight();
   attn::Generator generator(9);
   attn::Tensor<float, 3> stored({3, 2, in});
   for (attn::Index i = 0; i < stored.numel(); ++i) {
@@ -195,13 +200,8 @@ TEST(Linear, BFloat16ProductTakesStridedViews) {
   layer.forward_into(attn::select(x, 0, 1), half);
   const attn::Tensor<float, 1> one = layer.forward(attn::select(attn::select(x, 0, 0), 0, 2));
   const auto check = [&](float actual, attn::Index b, attn::Index t, attn::Index o) {
-    double expected = layer.bias()(o), scale = std::abs(expected);
-    for (attn::Index c = 0; c < in; ++c) {
-      expected += double(weight(o, c)) * double(x(b, t, c));
-      scale += std::abs(double(weight(o, c)) * double(x(b, t, c)));
-    }
-    EXPECT_LE(std::abs(actual - expected),
-              double(in + 2) * std::numeric_limits<float>::epsilon() * scale)
+    const auto row = [&](attn::Index c) { return x(b, t, c); };
+    EXPECT_TRUE(linear_output_near(std::as_const(layer), row, o, actual))
         << "(" << b << ", " << t << ", " << o << ")";
   };
   for (attn::Index o = 0; o < out; ++o) {
@@ -247,7 +247,7 @@ TEST(Linear, ChangingTheWeightDropsTheBFloat16Copy) {
   EXPECT_EQ(layer.weight_format(), attn::WeightFormat::scalar);
   const auto& weight = std::as_const(layer).weight();
   for (attn::Index i = 0; i < weight.numel(); ++i) {
-    EXPECT_EQ(weight.data()[i], attn::detail::round_to_bfloat16(weight.data()[i]))
+    EXPECT_EQ(weight.data()[i], attn::round_to_bfloat16(weight.data()[i]))
         << "the weights stay rounded: " << i;
   }
 }

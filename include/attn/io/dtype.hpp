@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/tensor/bfloat16.hpp"
 
 namespace attn::io {
 
@@ -105,14 +106,6 @@ inline float f16_to_float(std::uint16_t bits) {
   return value;
 }
 
-/// bfloat16 (BF16) to float, exactly: bfloat16 is the top half of a float's bits.
-inline float bf16_to_float(std::uint16_t bits) {
-  const std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
-  float value = 0;
-  std::memcpy(&value, &wide, sizeof value);
-  return value;
-}
-
 /// The element at `at`, copied as it is: the file is little-endian, and so is the host (the
 /// parser checks that before any element is read).
 template <typename T>
@@ -194,7 +187,7 @@ inline Element element(Dtype dtype, const unsigned char* data, std::size_t i) {
     case Dtype::F16:
       return floating_element(f16_to_float(read_element<std::uint16_t>(at)), true);
     case Dtype::BF16:
-      return floating_element(bf16_to_float(read_element<std::uint16_t>(at)), true);
+      return floating_element(bfloat16_to_float(read_element<std::uint16_t>(at)), true);
     case Dtype::F32:
       return floating_element(read_element<float>(at), true);
     case Dtype::F64:

@@ -138,7 +138,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
       return;
     }
     for (Index i = 0; i < weight_.numel(); ++i) {
-      weight_.data()[i] = detail::round_to_bfloat16(weight_.data()[i]);
+      weight_.data()[i] = round_to_bfloat16(weight_.data()[i]);
     }
     weight_bf16_ =
         detail::BFloat16Matrix(weight_.data(), out_features_, in_features_, in_features_);

@@ -5,20 +5,13 @@
 #define ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
 
 #include <cstdint>
-#include <cstring>
 
 #include "attn/config.hpp"
+#include "attn/tensor/bfloat16.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/threads.hpp"
 
 namespace attn::detail {
-
-/// `value` rounded to the nearest bfloat16 (ties to even; NaN stays NaN), as PyTorch's
-/// `.to(torch.bfloat16)` rounds it: float's sign, exponent and top 7 mantissa bits.
-template <typename Scalar>
-Scalar round_to_bfloat16(Scalar value) {
-  return static_cast<Scalar>(static_cast<float>(Eigen::bfloat16(static_cast<float>(value))));
-}
 
 /// A (rows, cols) matrix W held as bfloat16 bits, for Y = X W^T with few rows of X.
 ///
@@ -46,7 +39,7 @@ class BFloat16Matrix {
         bits_({groups_ * chunks_ * group_rows * chunk_cols}) {  // zeros: the padding
     for (Index r = 0; r < rows; ++r) {
       for (Index c = 0; c < cols; ++c) {
-        bits_.data()[offset(r, c)] = Eigen::bfloat16(static_cast<float>(w[r * ld + c])).value;
+        bits_.data()[offset(r, c)] = bfloat16_bits(static_cast<float>(w[r * ld + c]));
       }
     }
   }
@@ -56,7 +49,7 @@ class BFloat16Matrix {
   Index cols() const { return cols_; }
 
   /// W(r, c) as float.
-  float operator()(Index r, Index c) const { return to_float(bits_.data()[offset(r, c)]); }
+  float operator()(Index r, Index c) const { return bfloat16_to_float(bits_.data()[offset(r, c)]); }
 
   /// Y (m, rows) = X (m, cols) W^T, X and Y row-major with leading dimensions ldx and ldy (and
   /// not overlapping); the groups of rows are shared among the threads.
@@ -64,13 +57,6 @@ class BFloat16Matrix {
   void multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const;
 
  private:
-  static float to_float(std::uint16_t bits) {
-    const std::uint32_t word = std::uint32_t{bits} << 16;
-    float value;
-    std::memcpy(&value, &word, sizeof value);
-    return value;
-  }
-
   Index offset(Index r, Index c) const {
     const Index group = r / group_rows, chunk = c / chunk_cols;
     return ((group * chunks_ + chunk) * group_rows + r % group_rows) * chunk_cols + c % chunk_cols;
@@ -107,7 +93,7 @@ void BFloat16Matrix::multiply_group(Index g, const Scalar* x, Scalar* y) const {
     const Scalar* xc = x + chunk * chunk_cols;
     for (Index q = 0; q < group_rows; ++q) {
       for (Index t = 0; t < chunk_cols; ++t) {
-        sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
+        sums[q][t] += static_cast<Scalar>(bfloat16_to_float(w[q * chunk_cols + t])) * xc[t];
       }
     }
   }
@@ -116,7 +102,7 @@ void BFloat16Matrix::multiply_group(Index g, const Scalar* x, Scalar* y) const {
     const Index tail = cols_ - full_chunks * chunk_cols;
     for (Index q = 0; q < group_rows; ++q) {
       for (Index t = 0; t < tail; ++t) {
-        sums[q][t] += static_cast<Scalar>(to_float(w[q * chunk_cols + t])) * xc[t];
+        sums[q][t] += static_cast<Scalar>(bfloat16_to_float(w[q * chunk_cols + t])) * xc[t];
       }
     }
   }
