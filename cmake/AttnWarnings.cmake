@@ -49,9 +49,14 @@ function(attn_native target)
     return()
   endif()
   target_compile_options(${target} PRIVATE -march=native)
+  attn_gcc12_avx512_workaround(${target})
+endfunction()
+
+# attn_gcc12_avx512_workaround(<target>): GCC 12's own avx512fintrin.h trips
+# -W(maybe-)uninitialized inside Eigen's AVX-512 kernels (GCC bug 105593, fixed in GCC 13): a
+# false positive in a system header, silenced for targets that may compile AVX-512 code.
+function(attn_gcc12_avx512_workaround target)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-    # GCC 12's own avx512fintrin.h trips -W(maybe-)uninitialized inside Eigen's AVX-512
-    # kernels (GCC bug 105593, fixed in GCC 13): a false positive in a system header.
     target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
   endif()
 endfunction()

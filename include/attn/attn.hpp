@@ -9,6 +9,7 @@
 #include "attn/config.hpp"
 #include "attn/data/data_loader.hpp"
 #include "attn/data/gpt_dataset.hpp"
+#include "attn/isa.hpp"
 #include "attn/kernels/dropout.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/merge_attention.hpp"

@@ -23,25 +23,11 @@
 #define ATTN_ASSERT(condition) assert(condition)
 #endif
 
-// ATTN_COMPILED is defined by the attn::compiled CMake target (its library, libattn_compiled,
-// holds the kernels and layers instantiated for float and double). Each heavy header then
-// declares those instantiations `extern template`, so files that include it do not compile them
-// again, as fmt's compiled mode does. ATTN_EXTERN_TEMPLATES(LIST) expands a header's list of
-// instantiations that way; src/compiled_*.cpp expand the same lists as definitions.
-// ATTN_FOR_KERNEL_TYPES(FOR, prefix) expands FOR(prefix, Scalar, Rank) for the instantiations
-// every kernel provides: float and double, ranks 2 (one sequence), 3 (a batch), 4 (batch, heads).
-#define ATTN_FOR_KERNEL_TYPES(FOR, prefix) \
-  FOR(prefix, float, 2)                    \
-  FOR(prefix, float, 3)                    \
-  FOR(prefix, float, 4)                    \
-  FOR(prefix, double, 2)                   \
-  FOR(prefix, double, 3)                   \
-  FOR(prefix, double, 4)
-#ifdef ATTN_COMPILED
-#define ATTN_EXTERN_TEMPLATES(LIST) LIST(extern template)
-#else
-#define ATTN_EXTERN_TEMPLATES(LIST)
-#endif
+// ATTN_COMPILED is defined by the attn::compiled CMake target. Its library, libattn_compiled,
+// holds the hot kernels (products, the fused attention, the bfloat16 product) compiled once for
+// each instruction-set level and chosen at run time (attn/isa.hpp); the headers then call them
+// through raw pointers, shapes, strides and plain structs (kernels/detail/dispatch.hpp), never
+// Eigen objects, so a program compiled with any flags can link a library built with any other.
 
 namespace attn {
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "attn/config.hpp"
 
@@ -52,19 +53,21 @@ inline void set_num_threads(int threads) {
 
 namespace detail {
 
-/// How many blocks for_each_thread_row_block splits `rows` into: one per thread, or one (the
-/// calling thread alone) when there are fewer than `min_rows`.
-inline Index thread_row_blocks(Index rows, Index min_rows) {
-  return rows < min_rows ? 1 : num_threads();
+/// How many blocks for_each_thread_row_block splits `rows` into: one per thread of `threads`,
+/// or one (the calling thread alone) when there are fewer than `min_rows`.
+inline Index thread_row_blocks(Index rows, Index min_rows, int threads = num_threads()) {
+  return rows < min_rows ? 1 : threads;
 }
 
-/// Runs body(block, row0, count) once for each of thread_row_blocks(rows, min_rows) contiguous
-/// blocks of [0, rows), one block per thread, so that a pass over a large matrix leaves no core
-/// idle. How parallel_gemm splits a product and Linear its bias passes. With a single block the
-/// body runs on the calling thread, outside any parallel region.
+/// Runs body(block, row0, count) once for each of thread_row_blocks(rows, min_rows, threads)
+/// contiguous blocks of [0, rows), one block per thread, so that a pass over a large matrix
+/// leaves no core idle. How parallel_gemm splits a product and Linear its bias passes. With a
+/// single block the body runs on the calling thread, outside any parallel region. The dispatched
+/// kernels (attn::compiled) pass the caller's count explicitly: the library's copy of
+/// num_threads() does not see the program's set_num_threads.
 template <typename Body>
-void for_each_thread_row_block(Index rows, Index min_rows, Body&& body) {
-  const Index blocks = thread_row_blocks(rows, min_rows);
+void for_each_thread_row_block(Index rows, Index min_rows, int threads, Body&& body) {
+  const Index blocks = thread_row_blocks(rows, min_rows, threads);
   if (blocks < 2) {  // no parallel region: the calling thread, as it would run alone
     if (rows > 0) body(Index{0}, Index{0}, rows);
     return;
@@ -75,6 +78,12 @@ void for_each_thread_row_block(Index rows, Index min_rows, Body&& body) {
     const Index row0 = std::min(rows, block * chunk);
     if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
   }
+}
+
+/// The same on num_threads() threads.
+template <typename Body>
+void for_each_thread_row_block(Index rows, Index min_rows, Body&& body) {
+  for_each_thread_row_block(rows, min_rows, num_threads(), std::forward<Body>(body));
 }
 
 }  // namespace detail

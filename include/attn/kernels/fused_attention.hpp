@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "attn/config.hpp"
+#include "attn/kernels/detail/dispatch.hpp"
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/detail/score_masking.hpp"
@@ -106,23 +107,25 @@ void online_softmax_single_query(Index cols, Index D, Index Dv, Scalar scale, co
 /// @param dropout optional: the positional dropout mask of this forward (training), else null.
 /// @param lse optional, contiguous (leading..., T): each query row's log-sum-exp of its scaled,
 ///            masked scores (-inf for a fully masked row), for a backward pass to recompute from.
+/// @param threads how many threads share the tasks.
 template <typename Scalar, int Rank>
-void fused_attention(const TensorView<const Scalar, Rank>& q,
-                     const TensorView<const Scalar, Rank>& k,
-                     const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
-                     Scalar scale, const ScoreMasking<Scalar>& masking,
-                     const PositionalDropout<Scalar>* dropout, Scalar* lse) {
+void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
+                            const TensorView<const Scalar, Rank>& k,
+                            const TensorView<const Scalar, Rank>& v,
+                            const TensorView<Scalar, Rank>& out, Scalar scale,
+                            const ScoreMasking<Scalar>& masking,
+                            const PositionalDropout<Scalar>* dropout, Scalar* lse, int threads) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
   const Index S = k.shape()[Rank - 2];
   const Index D = q.shape()[Rank - 1];
   const Index Dv = v.shape()[Rank - 1];
-  const FusedTasks tasks(leading_count<Rank>(q.shape()), T, num_threads());
+  const FusedTasks tasks(leading_count<Rank>(q.shape()), T, threads);
   const Index heads = heads_of<Rank>(q.shape()), kv_heads = heads_of<Rank>(k.shape());
   if (T == 0) return;
 
-  ATTN_OMP(parallel num_threads(tasks.size() < 2 ? 1 : num_threads())) {
+  ATTN_OMP(parallel num_threads(tasks.size() < 2 ? 1 : threads)) {
     // The scores are held transposed, keys by queries: a row is one key's scores for every
     // query of the tile, so the online softmax's per-query maximum, exp and sum run along
     // contiguous rows, and the score product broadcasts K's elements against the tile's Q^T
@@ -245,13 +248,13 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
 /// tile_gemm on tiles held keys by queries, as in the forward. Writes (does not accumulate)
 /// grad_q, grad_k, grad_v.
 template <typename Scalar, int Rank>
-void fused_attention_backward(
+void fused_attention_backward_kernel(
     const TensorView<const Scalar, Rank>& q, const TensorView<const Scalar, Rank>& k,
     const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
     const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
-    const Scalar* lse) {
+    const Scalar* lse, [[maybe_unused]] int threads) {  // unused without OpenMP
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
@@ -263,7 +266,7 @@ void fused_attention_backward(
   const Index group = heads / kv_heads;  // query heads per kv head
   constexpr Index Bq = fused_query_tile, Bk = fused_key_tile;
 
-  ATTN_OMP(parallel num_threads(kv_count < 2 ? 1 : num_threads())) {
+  ATTN_OMP(parallel num_threads(kv_count < 2 ? 1 : threads)) {
     // Tiles keys by queries: (j, i) is key k0 + j, query q0 + i.
     RowMatrix<Scalar> probabilities_t(Bk, Bq), grad_scores_t(Bk, Bq);
     // q and dout transposed tile by tile, (D, Bq) blocks one after another: as one (D, T)
@@ -374,6 +377,43 @@ void fused_attention_backward(
       }
     }
   }
+}
+
+/// fused_attention_kernel on num_threads() threads: compiled into this program from the
+/// headers, or, for the kernel rank 4, attn::compiled's kernel for the CPU's level.
+template <typename Scalar, int Rank>
+void fused_attention(const TensorView<const Scalar, Rank>& q,
+                     const TensorView<const Scalar, Rank>& k,
+                     const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
+                     Scalar scale, const ScoreMasking<Scalar>& masking,
+                     const PositionalDropout<Scalar>* dropout, Scalar* lse) {
+#ifdef ATTN_COMPILED
+  if constexpr (Rank == 4) {
+    dispatched<Scalar>().fused_attention(q, k, v, out, scale, masking, dropout, lse, num_threads());
+    return;
+  }
+#endif
+  fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
+}
+
+/// fused_attention_backward_kernel on num_threads() threads, chosen as fused_attention.
+template <typename Scalar, int Rank>
+void fused_attention_backward(
+    const TensorView<const Scalar, Rank>& q, const TensorView<const Scalar, Rank>& k,
+    const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
+    const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
+    const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
+    const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
+    const Scalar* lse) {
+#ifdef ATTN_COMPILED
+  if constexpr (Rank == 4) {
+    dispatched<Scalar>().fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v,
+                                                  scale, masking, dropout, lse, num_threads());
+    return;
+  }
+#endif
+  fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
+                                  dropout, lse, num_threads());
 }
 
 }  // namespace attn::detail

@@ -339,22 +339,6 @@ void merge_attention_partials(const std::vector<AttentionPartial<Scalar, Rank>>&
   });
 }
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp), the
-// ranks and types of ATTN_SDPA_INSTANTIATIONS.
-// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
-#define ATTN_MERGE_ATTENTION_INSTANTIATIONS_FOR(prefix, Scalar, Rank)                      \
-  prefix void attention_partial<Scalar, Rank>(                                             \
-      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,      \
-      const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,             \
-      const TensorView<Scalar, Rank - 1>&, const AttentionOptions<Scalar>&);               \
-  prefix void merge_attention_partials<Scalar, Rank>(                                      \
-      const std::vector<AttentionPartial<Scalar, Rank>>&, const TensorView<Scalar, Rank>&, \
-      const TensorView<Scalar, Rank - 1>&);
-#define ATTN_MERGE_ATTENTION_INSTANTIATIONS(prefix) \
-  ATTN_FOR_KERNEL_TYPES(ATTN_MERGE_ATTENTION_INSTANTIATIONS_FOR, prefix)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_MERGE_ATTENTION_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_KERNELS_MERGE_ATTENTION_HPP

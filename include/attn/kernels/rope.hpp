@@ -241,24 +241,6 @@ void apply_rope_backward(const TensorView<Scalar, Rank>& grad, const RopeParams<
   apply_rope_backward<Scalar, Rank>(grad, params.cos, params.sin, position);
 }
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): the
-// ranks of the attention kernel (2: one sequence, 3: a batch, 4: batch and heads), float and
-// double.
-// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
-#define ATTN_ROPE_INSTANTIATIONS_FOR(prefix, Scalar, Rank)                           \
-  prefix void apply_rope<Scalar, Rank>(const TensorView<Scalar, Rank>&,              \
-                                       const detail::ConstView<Scalar, 2>&,          \
-                                       const detail::ConstView<Scalar, 2>&, Index);  \
-  prefix void apply_rope_backward<Scalar, Rank>(const TensorView<Scalar, Rank>&,     \
-                                                const detail::ConstView<Scalar, 2>&, \
-                                                const detail::ConstView<Scalar, 2>&, Index);
-#define ATTN_ROPE_INSTANTIATIONS(prefix)                                       \
-  prefix RopeParams<float> compute_rope_params<float>(Index, float, Index);    \
-  prefix RopeParams<double> compute_rope_params<double>(Index, double, Index); \
-  ATTN_FOR_KERNEL_TYPES(ATTN_ROPE_INSTANTIATIONS_FOR, prefix)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_ROPE_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_KERNELS_ROPE_HPP

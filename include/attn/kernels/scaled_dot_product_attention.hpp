@@ -361,24 +361,6 @@ void scaled_dot_product_attention_backward(
   }
 }
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
-// rank the layers use (2: one sequence, 3: a batch, 4: batch and heads), for float and double.
-// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
-#define ATTN_SDPA_INSTANTIATIONS_FOR(prefix, Scalar, Rank)                                        \
-  prefix void scaled_dot_product_attention<Scalar, Rank>(                                         \
-      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
-      const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,                    \
-      const AttentionOptions<Scalar>&, const TensorView<Scalar, Rank>&, AttentionCache<Scalar>*); \
-  prefix void scaled_dot_product_attention_backward<Scalar, Rank>(                                \
-      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
-      const detail::ConstView<Scalar, Rank>&, const detail::ConstView<Scalar, Rank>&,             \
-      const detail::ConstView<Scalar, Rank>&, const TensorView<Scalar, Rank>&,                    \
-      const TensorView<Scalar, Rank>&, const TensorView<Scalar, Rank>&, const Mask&,              \
-      const AttentionCache<Scalar>&);
-#define ATTN_SDPA_INSTANTIATIONS(prefix) ATTN_FOR_KERNEL_TYPES(ATTN_SDPA_INSTANTIATIONS_FOR, prefix)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_SDPA_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_KERNELS_SCALED_DOT_PRODUCT_ATTENTION_HPP

@@ -113,14 +113,6 @@ class CausalAttention : public detail::CausalCore<ScalarType>,
   Projections projections_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_CAUSAL_ATTENTION_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class CausalAttention<Scalar>;
-#define ATTN_CAUSAL_ATTENTION_INSTANTIATIONS(prefix)      \
-  ATTN_CAUSAL_ATTENTION_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_CAUSAL_ATTENTION_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_CAUSAL_ATTENTION_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_CAUSAL_ATTENTION_HPP

@@ -137,13 +137,6 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   Tensor<Scalar, 2> weight_grad_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, Scalar) prefix class Embedding<Scalar>;
-#define ATTN_EMBEDDING_INSTANTIATIONS(prefix)      \
-  ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_EMBEDDING_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_EMBEDDING_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_EMBEDDING_HPP

@@ -112,13 +112,6 @@ class FeedForward : public StateVisitable<FeedForward<ScalarType>> {
   Linear<Scalar> layer2_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_FEED_FORWARD_INSTANTIATIONS_FOR(prefix, Scalar) prefix class FeedForward<Scalar>;
-#define ATTN_FEED_FORWARD_INSTANTIATIONS(prefix)      \
-  ATTN_FEED_FORWARD_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_FEED_FORWARD_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_FEED_FORWARD_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_FEED_FORWARD_HPP

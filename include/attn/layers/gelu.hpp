@@ -101,13 +101,6 @@ void GELU<ScalarType>::apply_backward(const Scalar* x, const Scalar* grad_y, Ind
   });
 }
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_GELU_INSTANTIATIONS_FOR(prefix, Scalar) prefix class GELU<Scalar>;
-#define ATTN_GELU_INSTANTIATIONS(prefix)      \
-  ATTN_GELU_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_GELU_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_GELU_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_GELU_HPP

@@ -83,14 +83,6 @@ class GroupedQueryAttention : public detail::MultiHeadEngine<ScalarType>,
   }
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_GROUPED_QUERY_ATTENTION_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class GroupedQueryAttention<Scalar>;
-#define ATTN_GROUPED_QUERY_ATTENTION_INSTANTIATIONS(prefix)      \
-  ATTN_GROUPED_QUERY_ATTENTION_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_GROUPED_QUERY_ATTENTION_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_GROUPED_QUERY_ATTENTION_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_GROUPED_QUERY_ATTENTION_HPP

@@ -127,8 +127,7 @@ class LayerNorm : public StateVisitable<LayerNorm<ScalarType>> {
     return y;
   }
 
-  // The bodies behind forward and backward, on contiguous rows. Defined below the class, so
-  // they are not inline and libattn_compiled's instantiations are used as they are.
+  // The bodies behind forward and backward, on contiguous rows.
   void normalize_rows(const Scalar* x, Index rows, Scalar* y, Cache* cache) const;
   void backward_rows(const Cache& cache, const Scalar* grad_y, Scalar* grad_x);
 
@@ -197,13 +196,6 @@ void LayerNorm<ScalarType>::backward_rows(const Cache& cache, const Scalar* grad
   Eigen::Map<Row>(scale_grad_.data(), E) += scale_partials.colwise().sum();
   Eigen::Map<Row>(shift_grad_.data(), E) += shift_partials.colwise().sum();
 }
-
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_LAYER_NORM_INSTANTIATIONS_FOR(prefix, Scalar) prefix class LayerNorm<Scalar>;
-#define ATTN_LAYER_NORM_INSTANTIATIONS(prefix)      \
-  ATTN_LAYER_NORM_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_LAYER_NORM_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_LAYER_NORM_INSTANTIATIONS)
 
 }  // namespace attn
 

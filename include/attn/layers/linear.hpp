@@ -158,8 +158,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
 
  private:
   // The bodies behind forward and backward: one instantiation per rank, whatever the
-  // const-ness of the caller's view (the public templates above only convert). Defined below
-  // the class, so they are not inline and libattn_compiled's instantiations are used as they are.
+  // const-ness of the caller's view (the public templates above only convert).
   template <int Rank>
   void project(const TensorView<const Scalar, Rank>& x, const TensorView<Scalar, Rank>& y) const;
   template <int Rank>
@@ -317,24 +316,6 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
                                       grad_x.data(), in_features_);
   return grad_x;
 }
-
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
-#define ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, Scalar)                         \
-  prefix class Linear<Scalar>;                                                 \
-  prefix void Linear<Scalar>::project<2>(const TensorView<const Scalar, 2>&,   \
-                                         const TensorView<Scalar, 2>&) const;  \
-  prefix void Linear<Scalar>::project<3>(const TensorView<const Scalar, 3>&,   \
-                                         const TensorView<Scalar, 3>&) const;  \
-  prefix Tensor<Scalar, 2> Linear<Scalar>::project_backward<2>(                \
-      const TensorView<const Scalar, 2>&, const TensorView<const Scalar, 2>&); \
-  prefix Tensor<Scalar, 3> Linear<Scalar>::project_backward<3>(                \
-      const TensorView<const Scalar, 3>&, const TensorView<const Scalar, 3>&);
-#define ATTN_LINEAR_INSTANTIATIONS(prefix)      \
-  ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_LINEAR_INSTANTIATIONS_FOR(prefix, double)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_LINEAR_INSTANTIATIONS)
 
 }  // namespace attn
 

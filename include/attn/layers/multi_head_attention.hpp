@@ -63,14 +63,6 @@ class MultiHeadAttention : public detail::MultiHeadEngine<ScalarType>,
   }
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class MultiHeadAttention<Scalar>;
-#define ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS(prefix)      \
-  ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_MULTI_HEAD_ATTENTION_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_MULTI_HEAD_ATTENTION_HPP

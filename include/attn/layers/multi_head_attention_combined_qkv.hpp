@@ -52,14 +52,6 @@ class MultiHeadAttentionCombinedQKV
   }
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_MULTI_HEAD_ATTENTION_COMBINED_QKV_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class MultiHeadAttentionCombinedQKV<Scalar>;
-#define ATTN_MULTI_HEAD_ATTENTION_COMBINED_QKV_INSTANTIATIONS(prefix)      \
-  ATTN_MULTI_HEAD_ATTENTION_COMBINED_QKV_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_MULTI_HEAD_ATTENTION_COMBINED_QKV_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_MULTI_HEAD_ATTENTION_COMBINED_QKV_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_MULTI_HEAD_ATTENTION_COMBINED_QKV_HPP

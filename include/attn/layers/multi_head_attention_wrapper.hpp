@@ -196,14 +196,6 @@ class MultiHeadAttentionWrapper : public StateVisitable<MultiHeadAttentionWrappe
   std::optional<Linear<Scalar>> out_proj_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class MultiHeadAttentionWrapper<Scalar>;
-#define ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS(prefix)      \
-  ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_MULTI_HEAD_ATTENTION_WRAPPER_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_MULTI_HEAD_ATTENTION_WRAPPER_HPP

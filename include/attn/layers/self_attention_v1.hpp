@@ -36,14 +36,6 @@ class SelfAttentionV1 : public detail::SelfAttention<detail::MatrixProjection<Sc
   Tensor<Scalar, 2>& W_value() { return this->projections().value().weight(); }
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_SELF_ATTENTION_V1_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class SelfAttentionV1<Scalar>;
-#define ATTN_SELF_ATTENTION_V1_INSTANTIATIONS(prefix)      \
-  ATTN_SELF_ATTENTION_V1_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_SELF_ATTENTION_V1_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_SELF_ATTENTION_V1_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_SELF_ATTENTION_V1_HPP

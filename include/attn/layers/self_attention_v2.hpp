@@ -39,14 +39,6 @@ class SelfAttentionV2 : public detail::SelfAttention<Linear<ScalarType>> {
   Linear<Scalar>& W_value() { return this->projections().value(); }
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_SELF_ATTENTION_V2_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class SelfAttentionV2<Scalar>;
-#define ATTN_SELF_ATTENTION_V2_INSTANTIATIONS(prefix)      \
-  ATTN_SELF_ATTENTION_V2_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_SELF_ATTENTION_V2_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_SELF_ATTENTION_V2_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_SELF_ATTENTION_V2_HPP

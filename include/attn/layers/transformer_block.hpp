@@ -259,14 +259,6 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
   mutable detail::CopyableMutex mutex_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_TRANSFORMER_BLOCK_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class TransformerBlock<Scalar>;
-#define ATTN_TRANSFORMER_BLOCK_INSTANTIATIONS(prefix)      \
-  ATTN_TRANSFORMER_BLOCK_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_TRANSFORMER_BLOCK_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_TRANSFORMER_BLOCK_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_LAYERS_TRANSFORMER_BLOCK_HPP

@@ -116,14 +116,6 @@ class AttentionLanguageModel : public StateVisitable<AttentionLanguageModel<Scal
   Linear<Scalar> out_head_;
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-#define ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class AttentionLanguageModel<Scalar>;
-#define ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS(prefix)      \
-  ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS_FOR(prefix, double)
-ATTN_EXTERN_TEMPLATES(ATTN_ATTENTION_LANGUAGE_MODEL_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_MODELS_ATTENTION_LANGUAGE_MODEL_HPP

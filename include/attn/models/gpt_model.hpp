@@ -406,17 +406,6 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   bool training_ = true;  // PyTorch modules start in training mode
 };
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp).
-// NOLINTBEGIN(bugprone-macro-parentheses): prefix is `template` or `extern template`
-#define ATTN_GPT_MODEL_INSTANTIATIONS_FOR(prefix, Scalar) \
-  prefix class GPTKVCache<Scalar>;                        \
-  prefix class GPTModel<Scalar>;
-#define ATTN_GPT_MODEL_INSTANTIATIONS(prefix)      \
-  ATTN_GPT_MODEL_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_GPT_MODEL_INSTANTIATIONS_FOR(prefix, double)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_GPT_MODEL_INSTANTIATIONS)
-
 }  // namespace attn
 
 #endif  // ATTN_MODELS_GPT_MODEL_HPP

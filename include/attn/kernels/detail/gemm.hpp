@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "attn/config.hpp"
+#include "attn/kernels/detail/dispatch.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/threads.hpp"
 
@@ -40,9 +41,10 @@ constexpr bool uses_cblas() {
 /// B is stored (k, n), or (n, k) when `b_transposed` (the layout of a Linear weight or of keys).
 /// C is (m, n). With beta = 0, C is not read. Runs on the calling thread.
 /// The layouts are template arguments, so a program compiles only the Eigen products it uses.
+/// This is the body; gemm below runs it, or the level attn::compiled chose.
 template <bool a_transposed, bool b_transposed, typename Scalar>
-void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, const Scalar* b,
-          Index ldb, Scalar beta, Scalar* c, Index ldc) {
+void gemm_kernel(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
+                 const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
   if (m == 0 || n == 0) return;
 #ifdef ATTN_USE_CBLAS
   constexpr Index int_max = INT_MAX;
@@ -91,46 +93,54 @@ void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, c
 /// splits the columns and synchronises between its panels; a CBLAS call runs on one thread
 /// inside an OpenMP region, so the same split serves it.
 template <bool a_transposed, bool b_transposed, typename Scalar>
-void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
-                   const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
+void parallel_gemm_kernel(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
+                          const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc,
+                          int threads) {
   constexpr Index min_rows = 128;  // below it a row block is too small to split
   if (m < min_rows && n >= min_rows && n * k >= (Index{1} << 18)) {
     // A few rows (decoding one token): the time goes into reading B, the weights, so split its
     // columns instead, each thread reading and writing its own block of them.
-    detail::for_each_thread_row_block(n, min_rows, [&](Index, Index col0, Index cols) {
+    detail::for_each_thread_row_block(n, min_rows, threads, [&](Index, Index col0, Index cols) {
       const Scalar* b_cols = b_transposed ? b + col0 * ldb : b + col0;
-      gemm<a_transposed, b_transposed>(m, cols, k, alpha, a, lda, b_cols, ldb, beta, c + col0, ldc);
+      gemm_kernel<a_transposed, b_transposed>(m, cols, k, alpha, a, lda, b_cols, ldb, beta,
+                                              c + col0, ldc);
     });
     return;
   }
-  detail::for_each_thread_row_block(m, min_rows, [&](Index, Index row0, Index rows) {
+  detail::for_each_thread_row_block(m, min_rows, threads, [&](Index, Index row0, Index rows) {
     // Rows of op(A) are rows of A, or columns of A when it is stored transposed.
     const Scalar* a_rows = a_transposed ? a + row0 : a + row0 * lda;
-    gemm<a_transposed, b_transposed>(rows, n, k, alpha, a_rows, lda, b, ldb, beta, c + row0 * ldc,
-                                     ldc);
+    gemm_kernel<a_transposed, b_transposed>(rows, n, k, alpha, a_rows, lda, b, ldb, beta,
+                                            c + row0 * ldc, ldc);
   });
 }
 
-// The instantiations libattn_compiled provides (see ATTN_EXTERN_TEMPLATES in config.hpp): every
-// layout of gemm, and the layouts Linear uses of parallel_gemm.
-// (prefix is `template` or `extern template` and Scalar a type: neither can be parenthesised.)
-// NOLINTBEGIN(bugprone-macro-parentheses)
-#define ATTN_GEMM_INSTANTIATION(prefix, name, ta, tb, Scalar)                         \
-  prefix void name<ta, tb, Scalar>(Index, Index, Index, Scalar, const Scalar*, Index, \
-                                   const Scalar*, Index, Scalar, Scalar*, Index);
-#define ATTN_GEMM_INSTANTIATIONS_FOR(prefix, Scalar)                   \
-  ATTN_GEMM_INSTANTIATION(prefix, gemm, false, false, Scalar)          \
-  ATTN_GEMM_INSTANTIATION(prefix, gemm, false, true, Scalar)           \
-  ATTN_GEMM_INSTANTIATION(prefix, gemm, true, false, Scalar)           \
-  ATTN_GEMM_INSTANTIATION(prefix, gemm, true, true, Scalar)            \
-  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, false, false, Scalar) \
-  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, false, true, Scalar)  \
-  ATTN_GEMM_INSTANTIATION(prefix, parallel_gemm, true, false, Scalar)
-#define ATTN_GEMM_INSTANTIATIONS(prefix)      \
-  ATTN_GEMM_INSTANTIATIONS_FOR(prefix, float) \
-  ATTN_GEMM_INSTANTIATIONS_FOR(prefix, double)
-// NOLINTEND(bugprone-macro-parentheses)
-ATTN_EXTERN_TEMPLATES(ATTN_GEMM_INSTANTIATIONS)
+/// C = alpha * op(A) op(B) + beta * C, as gemm_kernel, on the calling thread: compiled into
+/// this program from the headers, or attn::compiled's kernel for the CPU's level.
+template <bool a_transposed, bool b_transposed, typename Scalar>
+void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, const Scalar* b,
+          Index ldb, Scalar beta, Scalar* c, Index ldc) {
+#ifdef ATTN_COMPILED
+  dispatched<Scalar>().gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                            ldc);
+#else
+  gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+/// The same product with the rows (or, for a few rows, the columns) of C split over
+/// num_threads() threads, as parallel_gemm_kernel.
+template <bool a_transposed, bool b_transposed, typename Scalar>
+void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
+                   const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
+#ifdef ATTN_COMPILED
+  dispatched<Scalar>().parallel_gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb,
+                                     beta, c, ldc, num_threads());
+#else
+  parallel_gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                                   num_threads());
+#endif
+}
 
 }  // namespace attn::detail
 
