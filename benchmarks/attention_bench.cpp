@@ -99,6 +99,13 @@ void BM_MHA_Fused_LongContext(benchmark::State& state) {
   BM_MHA_Fused(state);
 }
 
+// The level of the kernels that ran (attn::compiled's choice, or this program's flags), in the
+// report's context.
+[[maybe_unused]] const bool isa_in_context = [] {
+  benchmark::AddCustomContext("attn_isa", attn::isa_name(attn::isa()));
+  return true;
+}();
+
 attn::RowMatrix<float> random_matrix(attn::Index rows, attn::Index cols, std::uint64_t seed) {
   attn::RowMatrix<float> m(rows, cols);
   attn::Generator generator(seed);

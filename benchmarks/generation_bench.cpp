@@ -139,8 +139,9 @@ int main(int argc, char** argv) {
     const double seconds = seconds_since(start);
     std::ostringstream json;
     json << "{\"threads\": " << args.threads << ", \"cache\": \"" << (args.cache ? "on" : "off")
-         << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32")
-         << "\", \"tokens\": " << args.tokens << ", \"seconds\": " << seconds
+         << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32") << "\", \"isa\": \""
+         << attn::isa_name(attn::isa()) << "\", \"tokens\": " << args.tokens
+         << ", \"seconds\": " << seconds
          << ", \"tokens_per_second\": " << static_cast<double>(args.tokens) / seconds
          << ", \"ids\": [";
     for (Index i = 0; i < ids.size(1); ++i) json << (i ? ", " : "") << ids(0, i);

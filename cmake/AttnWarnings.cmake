@@ -21,9 +21,9 @@ endfunction()
 # attn_target_defaults(<target> [NATIVE] [LIBS <attn targets>...]): links the attn targets given
 # (default attn::attn) and OpenMP when ATTN_OPENMP found it, and sets our warnings; NATIVE adds
 # -march=native when ATTN_NATIVE (examples and benchmarks only) and links attn_compiled_native,
-# the instantiations compiled once with the same flag. A NATIVE target built without
-# -march=native links attn::compiled when there is one: it then has the library's flags (Eigen's
-# ABI depends on them). Either way it compiles no kernel or layer itself, which keeps builds short.
+# the hot kernels compiled once with the same flag. A NATIVE target built without -march=native
+# links the dispatched attn::compiled when there is one, as a distribution's build would. Either
+# way it compiles no hot kernel itself, which keeps builds short.
 function(attn_target_defaults target)
   cmake_parse_arguments(ARG "NATIVE" "" "LIBS" ${ARGN})
   if(NOT ARG_LIBS)

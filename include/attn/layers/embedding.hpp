@@ -8,6 +8,7 @@
 #include "attn/config.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/gradient.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -33,7 +34,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   Index embedding_dim() const { return weight_.size(1); }
   Tensor<Scalar, 2>& weight() { return weight_; }
   const Tensor<Scalar, 2>& weight() const { return weight_; }
-  Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
+  Tensor<Scalar, 2>& weight_grad() { return weight_grad_.get(); }
 
   /// This layer behaves the same in training and eval mode; these exist so that code switching
   /// every layer of a model need not know which ones have a mode.
@@ -66,7 +67,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
                                       to_string(grad_out.shape()), " but must be ",
                                       to_string(expected)));
     }
-    auto table = as_matrix(weight_grad_.view());
+    auto table = as_matrix(weight_grad_.get().view());
     for (Index b = 0; b < ids.size(0); ++b) {
       for (Index t = 0; t < ids.size(1); ++t) {
         table.row(ids(b, t)) += as_matrix(select(grad_out, 0, b)).row(t);
@@ -91,7 +92,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   /// @throws as add_positions.
   void add_positions_backward(const TensorView<const Scalar, 3>& grad, Index first = 0) {
     check_positions("Embedding::add_positions_backward", grad.shape(), first);
-    auto rows = as_matrix(weight_grad_.view()).middleRows(first, grad.size(1));
+    auto rows = as_matrix(weight_grad_.get().view()).middleRows(first, grad.size(1));
     for (Index b = 0; b < grad.size(0); ++b) rows += as_matrix(select(grad, 0, b));
   }
 
@@ -101,7 +102,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
     visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
-                          self.weight_.data(), self.weight_grad_.data()));
+                          self.weight_.data(), self.weight_grad_));
   }
 
   static Shape<2> validated(Index num_embeddings, Index embedding_dim) {
@@ -134,7 +135,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   }
 
   Tensor<Scalar, 2> weight_;
-  Tensor<Scalar, 2> weight_grad_;
+  Gradient<Scalar, 2> weight_grad_;
 };
 
 }  // namespace attn

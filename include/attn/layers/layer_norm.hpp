@@ -11,6 +11,7 @@
 
 #include "attn/config.hpp"
 #include "attn/layers/detail/validate.hpp"
+#include "attn/state/gradient.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -44,8 +45,8 @@ class LayerNorm : public StateVisitable<LayerNorm<ScalarType>> {
   const Tensor<Scalar, 1>& scale() const { return scale_; }
   Tensor<Scalar, 1>& shift() { return shift_; }
   const Tensor<Scalar, 1>& shift() const { return shift_; }
-  Tensor<Scalar, 1>& scale_grad() { return scale_grad_; }
-  Tensor<Scalar, 1>& shift_grad() { return shift_grad_; }
+  Tensor<Scalar, 1>& scale_grad() { return scale_grad_.get(); }
+  Tensor<Scalar, 1>& shift_grad() { return shift_grad_.get(); }
 
   /// This layer behaves the same in training and eval mode; these exist so that code switching
   /// every layer of a model need not know which ones have a mode.
@@ -100,10 +101,10 @@ class LayerNorm : public StateVisitable<LayerNorm<ScalarType>> {
   // Entries "scale" and "shift" (emb_dim), with gradients: the book's parameter names.
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
-    visit(parameter_entry(prefix + "scale", {self.emb_dim()}, self.scale_.data(),
-                          self.scale_grad_.data()));
-    visit(parameter_entry(prefix + "shift", {self.emb_dim()}, self.shift_.data(),
-                          self.shift_grad_.data()));
+    visit(
+        parameter_entry(prefix + "scale", {self.emb_dim()}, self.scale_.data(), self.scale_grad_));
+    visit(
+        parameter_entry(prefix + "shift", {self.emb_dim()}, self.shift_.data(), self.shift_grad_));
   }
 
   static Index validated(Index emb_dim) {
@@ -135,7 +136,7 @@ class LayerNorm : public StateVisitable<LayerNorm<ScalarType>> {
   static constexpr Index threaded_rows = 256;
 
   Tensor<Scalar, 1> scale_, shift_;
-  Tensor<Scalar, 1> scale_grad_, shift_grad_;
+  Gradient<Scalar, 1> scale_grad_, shift_grad_;
 };
 
 template <typename ScalarType>
@@ -193,8 +194,8 @@ void LayerNorm<ScalarType>::backward_rows(const Cache& cache, const Scalar* grad
       Eigen::Map<Row>(grad_x + r * E, E) = cache.rstd.data()[r] * (g - mean_g - x_hat * mean_gx);
     }
   });
-  Eigen::Map<Row>(scale_grad_.data(), E) += scale_partials.colwise().sum();
-  Eigen::Map<Row>(shift_grad_.data(), E) += shift_partials.colwise().sum();
+  Eigen::Map<Row>(scale_grad_.get().data(), E) += scale_partials.colwise().sum();
+  Eigen::Map<Row>(shift_grad_.get().data(), E) += shift_partials.colwise().sum();
 }
 
 }  // namespace attn

@@ -13,6 +13,7 @@
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/gradient.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -151,10 +152,10 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   /// matrix products that reuse every weight and run at the arithmetic's speed.
   static constexpr Index bfloat16_max_rows = 8;
 
-  Tensor<Scalar, 2>& weight_grad() { return weight_grad_; }
-  const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_; }
-  Tensor<Scalar, 1>& bias_grad() { return bias_grad_; }
-  const Tensor<Scalar, 1>& bias_grad() const { return bias_grad_; }
+  Tensor<Scalar, 2>& weight_grad() { return weight_grad_.get(); }
+  const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_.get(); }
+  Tensor<Scalar, 1>& bias_grad() { return bias_grad_.get(); }
+  const Tensor<Scalar, 1>& bias_grad() const { return bias_grad_.get(); }
 
  private:
   // The bodies behind forward and backward: one instantiation per rank, whatever the
@@ -171,10 +172,10 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
     if constexpr (!std::is_const_v<Self>) self.weight_bf16_ = {};  // the weight may change
     visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
-                          self.weight_.data(), self.weight_grad_.data()));
+                          self.weight_.data(), self.weight_grad_));
     if (self.has_bias_) {
       visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
-                            self.bias_grad_.data()));
+                            self.bias_grad_));
     }
   }
 
@@ -245,8 +246,8 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   bool has_bias_;
   Tensor<Scalar, 2> weight_;
   Tensor<Scalar, 1> bias_;
-  Tensor<Scalar, 2> weight_grad_;
-  Tensor<Scalar, 1> bias_grad_;
+  Gradient<Scalar, 2> weight_grad_;
+  Gradient<Scalar, 1> bias_grad_;
   detail::BFloat16Matrix weight_bf16_;  // empty unless WeightFormat::bfloat16
 };
 
@@ -299,7 +300,7 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
   // y = x W^T + b   ->   dW += dy^T x,  db += rowsum(dy),  dx = dy W
   detail::parallel_gemm<true, false>(out_features_, in_features_, rows, Scalar(1), dY.data(),
                                      out_features_, X.data(), in_features_, Scalar(1),
-                                     weight_grad_.data(), in_features_);
+                                     weight_grad_.get().data(), in_features_);
   if (has_bias_) {
     // Partial column sums per thread block, added in block order: the same result every run.
     const Eigen::Map<const RowMatrix<Scalar>> grads(dY.data(), rows, out_features_);
@@ -309,7 +310,7 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
         rows, threaded_bias_rows, [&](Index block, Index row0, Index count) {
           partials.row(block) = grads.middleRows(row0, count).colwise().sum();
         });
-    as_vector(bias_grad_.view()) += partials.colwise().sum().transpose();
+    as_vector(bias_grad_.get().view()) += partials.colwise().sum().transpose();
   }
   detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),
                                       out_features_, weight_.data(), in_features_, Scalar(0),

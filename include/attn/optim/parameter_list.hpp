@@ -37,7 +37,7 @@ class ParameterList {
           throw std::invalid_argument("optimiser: parameter '" + name + "' is registered twice");
         }
       }
-      slots_.push_back({name, entry.data, entry.grad, entry.numel()});
+      slots_.push_back({name, entry.data, entry.grad.get(), entry.numel()});  // allocates it
     });
     // The optimiser writes the parameters through the pointers above, without the layer: before
     // each step the layer is visited mutably again, as any change of its state is, so what it

@@ -39,6 +39,51 @@ enum class StateKind {
   causal_mask,  ///< the book's `mask` buffer, triu(ones(n, n), 1): derived, `data` is null
 };
 
+/// Where a parameter's gradient lives: a layer's Gradient (state/gradient.hpp), allocated at
+/// its first use, seen from `offset` on; or nothing (buffers). Entries of a mutable visit may
+/// allocate it (get); entries of a const visit only read what exists.
+template <typename T>
+class GradientRef {
+ public:
+  GradientRef() = default;
+  /// The gradient held by `gradient` (a Gradient<Scalar, Rank>, const for T = const Scalar).
+  template <typename Buffer>
+  explicit GradientRef(Buffer& gradient, Index offset = 0)
+      : owner_(const_cast<void*>(static_cast<const void*>(&gradient))),
+        resolve_(&resolve<Buffer>),
+        offset_(offset) {}
+
+  /// The values, allocated (zeros) now if the entry is mutable and nothing did yet; null for a
+  /// buffer, or for a const entry whose gradient was never allocated (all zeros).
+  T* get() const { return resolve_ != nullptr ? at_offset(resolve_(owner_, true)) : nullptr; }
+  /// The values if already allocated, else null (nothing accumulated yet: all zeros).
+  T* if_allocated() const {
+    return resolve_ != nullptr ? at_offset(resolve_(owner_, false)) : nullptr;
+  }
+  /// The same gradient seen `offset` elements further on (a block of a stacked parameter).
+  GradientRef offset_by(Index offset) const {
+    GradientRef ref = *this;
+    ref.offset_ += offset;
+    return ref;
+  }
+
+ private:
+  template <typename Buffer>
+  static T* resolve(void* owner, bool allocate) {
+    Buffer& gradient = *static_cast<Buffer*>(owner);
+    if constexpr (std::is_const_v<T> || std::is_const_v<Buffer>) {
+      return gradient.data_if_allocated();
+    } else {
+      return allocate ? gradient.get().data() : gradient.data_if_allocated();
+    }
+  }
+  T* at_offset(T* data) const { return data != nullptr ? data + offset_ : nullptr; }
+
+  void* owner_ = nullptr;
+  T* (*resolve_)(void*, bool) = nullptr;
+  Index offset_ = 0;
+};
+
 /// One entry a layer reports from visit_state. `T` is `Scalar` when the layer was visited
 /// mutably and `const Scalar` when it was visited through a const reference.
 template <typename T>
@@ -48,8 +93,8 @@ struct StateEntry {
   std::vector<Index> shape;
   T* data = nullptr;
   Kind kind = Kind::parameter;
-  /// The parameter's gradient, same shape, accumulated by backward (null for buffers).
-  T* grad = nullptr;
+  /// The parameter's gradient, same shape, accumulated by backward (none for buffers).
+  GradientRef<T> grad;
 
   Index numel() const {
     Index count = 1;
@@ -64,15 +109,23 @@ using StateElement = std::conditional_t<std::is_const_v<Owner>, const Scalar, Sc
 
 /// A trainable entry: `data` and `grad` (same shape) are the layer's own storage.
 template <typename T>
-StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data, T* grad) {
+StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data,
+                              GradientRef<T> grad) {
   return {std::move(name), std::move(shape), data, StateKind::parameter, grad};
+}
+
+/// The same with the gradient held by a layer's Gradient (state/gradient.hpp), of the
+/// const-ness of the layer visited.
+template <typename T, typename Buffer>
+StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data,
+                              Buffer& gradient) {
+  return parameter_entry(std::move(name), std::move(shape), data, GradientRef<T>(gradient));
 }
 
 /// The book's `mask` buffer of a causal layer: (context_length, context_length), derived.
 template <typename T>
 StateEntry<T> causal_mask_entry(std::string name, Index context_length) {
-  return {
-      std::move(name), {context_length, context_length}, nullptr, StateKind::causal_mask, nullptr};
+  return {std::move(name), {context_length, context_length}, nullptr, StateKind::causal_mask, {}};
 }
 
 /// Gives a layer both forms of visit_state, mutable (entries of Scalar) and const (entries of
@@ -176,23 +229,27 @@ void load_state_dict(Layer& layer, const StateDict<Scalar>& dict) {
   }
 }
 
-/// Sets every parameter gradient of `layer` to zero (backward accumulates into them).
+/// Sets every parameter gradient of `layer` to zero (backward accumulates into them). A gradient
+/// not allocated yet is zero already and stays unallocated.
 template <typename Layer>
 void zero_grad(Layer& layer) {
   using Scalar = typename Layer::Scalar;
   layer.visit_state([](const StateEntry<Scalar>& entry) {
-    if (entry.grad != nullptr) std::fill(entry.grad, entry.grad + entry.numel(), Scalar(0));
+    if (Scalar* grad = entry.grad.if_allocated()) std::fill(grad, grad + entry.numel(), Scalar(0));
   });
 }
 
-/// A copy of every parameter gradient, by the parameter's PyTorch name.
+/// A copy of every parameter gradient, by the parameter's PyTorch name (zeros for a gradient
+/// nothing has allocated yet).
 template <typename Layer, typename Scalar = typename Layer::Scalar>
 StateDict<Scalar> gradients(const Layer& layer) {
   StateDict<Scalar> dict;
   layer.visit_state([&](const StateEntry<const Scalar>& entry) {
-    if (entry.grad == nullptr) return;
+    if (entry.kind != StateKind::parameter) return;
+    const Scalar* grad = entry.grad.if_allocated();
     dict[entry.name] = NamedTensor<Scalar>{
-        entry.shape, std::vector<Scalar>(entry.grad, entry.grad + entry.numel())};
+        entry.shape, grad != nullptr ? std::vector<Scalar>(grad, grad + entry.numel())
+                                     : std::vector<Scalar>(entry.numel(), Scalar(0))};
   });
   return dict;
 }

@@ -11,6 +11,7 @@
 #include "attn/kernels/detail/gemm.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
+#include "attn/state/gradient.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -49,7 +50,7 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
     const Index rows = x.size(0);
     auto grad_x = Tensor<Scalar, 2>::uninitialized(x.shape());
     gemm<true, false>(in_features(), out_features(), rows, Scalar(1), x.data(), in_features(),
-                      grad_y.data(), out_features(), Scalar(1), weight_grad_.data(),
+                      grad_y.data(), out_features(), Scalar(1), weight_grad_.get().data(),
                       out_features());
     gemm<false, true>(rows, in_features(), out_features(), Scalar(1), grad_y.data(), out_features(),
                       weight_.data(), out_features(), Scalar(0), grad_x.data(), in_features());
@@ -62,7 +63,7 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& name) {
     visit(parameter_entry(name, {self.in_features(), self.out_features()}, self.weight_.data(),
-                          self.weight_grad_.data()));
+                          self.weight_grad_));
   }
 
   static Shape<2> validated(const char* who, Index d_in, Index d_out) {
@@ -72,7 +73,7 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
   }
 
   Tensor<Scalar, 2> weight_;
-  Tensor<Scalar, 2> weight_grad_;
+  Gradient<Scalar, 2> weight_grad_;
 };
 
 }  // namespace attn::detail

@@ -9,11 +9,12 @@
 #ifndef ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 #define ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 
-#include <type_traits>
-
 #include <optional>
-#include "attn/config.hpp"
+#include <string>
+#include <type_traits>
+#include <vector>
 
+#include "attn/config.hpp"
 #include "attn/kernels/rope.hpp"
 #include "attn/layers/context_with_weights.hpp"
 #include "attn/layers/detail/causal_core.hpp"
@@ -185,15 +186,20 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   template <typename Self, typename Visitor>
   static void visit_split_qkv(Self& self, Visitor& visit, const std::string& prefix,
                               const char* const (&names)[3]) {
-    auto& qkv = self.qkv_;
+    // The stacked Linear's own entries (weight, then bias), each cut into its three row blocks:
+    // their data and their gradients, which stay unallocated until something needs them.
+    using Entry = StateEntry<StateElement<Self, Scalar>>;
+    std::vector<Entry> stacked;
+    self.qkv_.visit_state([&](const Entry& entry) { stacked.push_back(entry); });
     for (Index part = 0; part < 3; ++part) {
       const Index row0 = self.part_begin(part), width = self.part_end(part) - row0;
-      visit(parameter_entry(prefix + names[part] + "weight", {width, self.d_in()},
-                            qkv.weight().data() + row0 * self.d_in(),
-                            qkv.weight_grad().data() + row0 * self.d_in()));
-      if (qkv.has_bias()) {
-        visit(parameter_entry(prefix + names[part] + "bias", {width}, qkv.bias().data() + row0,
-                              qkv.bias_grad().data() + row0));
+      for (const Entry& entry : stacked) {
+        const bool weight = entry.shape.size() == 2;
+        const Index offset = weight ? row0 * self.d_in() : row0;
+        visit(parameter_entry(
+            prefix + names[part] + (weight ? "weight" : "bias"),
+            weight ? std::vector<Index>{width, self.d_in()} : std::vector<Index>{width},
+            entry.data + offset, entry.grad.offset_by(offset)));
       }
     }
   }

@@ -1,0 +1,90 @@
+// Tests of attn/state/gradient.hpp and the gradients of the parameter protocol: nothing holds a
+// gradient until something needs one (a backward, an optimiser, an accessor), so a model built
+// or loaded for inference carries its weights only.
+#include "attn/state/gradient.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <utility>
+
+#include "attn/models/gpt_model.hpp"
+#include "attn/optim/adamw.hpp"
+#include "attn/state/state_dict.hpp"
+
+namespace {
+
+// How many parameters of `layer` have an allocated gradient, and how many parameters it has.
+template <typename Layer>
+std::pair<int, int> allocated_gradients(const Layer& layer) {
+  using Scalar = typename Layer::Scalar;
+  std::pair<int, int> counts{0, 0};
+  layer.visit_state([&](const attn::StateEntry<const Scalar>& entry) {
+    if (entry.kind != attn::StateKind::parameter) return;
+    counts.first += entry.grad.if_allocated() != nullptr;
+    ++counts.second;
+  });
+  return counts;
+}
+
+attn::GPTModel<float> gradient_test_model() {
+  return attn::GPTModel<float>({11, 6, 8, 2, 2, 0.0, true}, attn::Generator(5));
+}
+
+TEST(Gradient, AllocatedAsZerosAtFirstUse) {
+  attn::Gradient<float, 2> gradient(attn::Shape<2>{3, 4});
+  EXPECT_FALSE(gradient.allocated());
+  EXPECT_EQ(gradient.data_if_allocated(), nullptr);
+  const attn::Tensor<float, 2>& values = std::as_const(gradient).get();
+  EXPECT_TRUE(gradient.allocated());
+  EXPECT_EQ(values.shape(), (attn::Shape<2>{3, 4}));
+  for (attn::Index i = 0; i < values.numel(); ++i) EXPECT_EQ(values.data()[i], 0.0f);
+  EXPECT_EQ(gradient.data_if_allocated(), values.data());
+}
+
+TEST(Gradient, InferenceAllocatesNone) {
+  // Built, saved and loaded again, switched to bfloat16, run forward: no gradient anywhere.
+  auto model = gradient_test_model();
+  const auto source = gradient_test_model();
+  attn::load_state_dict(model, attn::state_dict(source));
+  model.eval();
+  model.set_weight_format(attn::WeightFormat::bfloat16);
+  attn::zero_grad(model);
+  const attn::Tensor<attn::Index, 2> ids({1, 4}, {1, 2, 3, 4});
+  const auto logits = model.forward(ids.view());
+  EXPECT_EQ(logits.size(2), 11);
+  const auto [allocated, parameters] = allocated_gradients(model);
+  EXPECT_GT(parameters, 20);
+  EXPECT_EQ(allocated, 0);
+  // gradients() of an untouched model: every parameter, all zeros, nothing allocated for it.
+  const auto grads = attn::gradients(model);
+  EXPECT_EQ(static_cast<int>(grads.size()), parameters);
+  for (const auto& [name, gradient] : grads) {
+    for (float value : gradient.values) EXPECT_EQ(value, 0.0f) << name;
+  }
+  EXPECT_EQ(allocated_gradients(model).first, 0);
+}
+
+TEST(Gradient, BackwardAndOptimisersAllocateEvery) {
+  auto model = gradient_test_model();
+  attn::AdamW<float> optimiser;
+  optimiser.add(model);  // takes every gradient's address: all allocated now
+  EXPECT_EQ(allocated_gradients(model).first, allocated_gradients(model).second);
+
+  auto trained = gradient_test_model();
+  typename attn::GPTModel<float>::Cache cache;
+  const attn::Tensor<attn::Index, 2> ids({1, 4}, {1, 2, 3, 4});
+  const auto logits = trained.forward(ids.view(), cache);
+  attn::Tensor<float, 3> grad(logits.shape(), 0.01f);
+  trained.backward(cache, grad.view());
+  const auto [allocated, parameters] = allocated_gradients(trained);
+  EXPECT_EQ(allocated, parameters);
+  // The split query/key/value entries see the stacked projection's gradient, block by block:
+  // with a uniform dlogits, W_value's gradient is not zero.
+  const auto grads = attn::gradients(trained);
+  double sum = 0;
+  for (float value : grads.at("trf_blocks.0.att.W_value.weight").values) sum += std::abs(value);
+  EXPECT_GT(sum, 0.0);
+}
+
+}  // namespace
