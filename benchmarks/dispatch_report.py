@@ -23,10 +23,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
+
+from generation_report import lscpu_model  # benchmarks/, beside this script
 
 ROOT = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 FORWARD = "BM_MHA_Fused/B:8/T:1024/threads:2/process_time/real_time"
@@ -96,16 +97,6 @@ def compiler():
         return "?"
 
 
-def cpu_name():
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main():
     args = parse_args()
     env = dict(os.environ)
@@ -134,7 +125,7 @@ def main():
     lines = [
         "# attn::compiled's runtime dispatch against -march=native",
         "",
-        f"- CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; attn::cpu_isa(): {cpu_isa}",
+        f"- CPU: {lscpu_model()}, {os.cpu_count()} logical CPUs; attn::cpu_isa(): {cpu_isa}",
         f"- Date: {now}; compiler: {compiler()}",
         f"- Builds: portable = `{os.path.relpath(args.portable, ROOT)}` (release preset, "
         "-DATTN_NATIVE=OFF: no -march anywhere, the benchmarks link the dispatched "

@@ -17,6 +17,11 @@
 #ifndef ATTN_KERNELS_ENTRY
 #error "dispatched_kernels.cpp needs ATTN_KERNELS_ENTRY, the name of this level's entry point."
 #endif
+#ifdef ATTN_KERNELS_LEVEL  // (not for the level "native", whatever this CPU has)
+static_assert(attn::flags_isa() == attn::Isa::ATTN_KERNELS_LEVEL,
+              "dispatched_kernels.cpp: the compile flags do not give this object's level (does "
+              "CMAKE_CXX_FLAGS hold an -m option that overrides -march?)");
+#endif
 
 namespace attn::detail {
 namespace {
@@ -64,6 +69,7 @@ constexpr KernelTable<Scalar> kernel_table() {
 
 extern "C" const attn::detail::Kernels* ATTN_KERNELS_ENTRY() {
   static constexpr attn::detail::Kernels kernels{
-      attn::flags_isa(), attn::detail::kernel_table<float>(), attn::detail::kernel_table<double>()};
+      attn::flags_isa(), static_cast<int>(sizeof(attn::Index)), attn::detail::kernel_table<float>(),
+      attn::detail::kernel_table<double>()};
   return &kernels;
 }

@@ -1,7 +1,7 @@
 # ctest dispatch.private_levels: attn::compiled's level objects (attn_add_compiled_library) are
 # what they claim. Each exports its entry point and nothing else (every inline Eigen, attn and
 # standard-library function localised, so the linker cannot hand one level's code to another or
-# to the program), the baseline object holds no VEX or EVEX instruction at all (no ymm, zmm or
+# to the program) and takes no Eigen or attn symbol from outside, the baseline object holds no VEX or EVEX instruction at all (no ymm, zmm or
 # vfmadd: it runs on any x86-64), the avx2 object no zmm register, and the avx2 and avx512
 # objects do hold ymm and zmm instructions (so the check can see them).
 #   cmake -DOBJDUMP=<objdump> -DNM=<nm> -DLEVELS_DIR=<dir of <level>.o> -DLEVELS=<a;b> -P ...
@@ -18,6 +18,13 @@ foreach(_level IN LISTS LEVELS)
   string(REGEX REPLACE "[^\n]* ([^ \n]+)\n" "\\1;" _names "${_globals}")
   if(NOT _result EQUAL 0 OR NOT _names STREQUAL "attn_kernels_${_level};")
     string(APPEND _failures "\n  ${_level}: exports '${_names}', not only attn_kernels_${_level}")
+  endif()
+  # Nor may it take any Eigen or attn code from outside: all of it is its own, for its level.
+  execute_process(COMMAND "${NM}" -u "${_object}" OUTPUT_VARIABLE _undefined)
+  string(REGEX MATCHALL "_ZN[0-9]*(5Eigen|4attn)[A-Za-z0-9_]*" _borrowed "${_undefined}")
+  if(_borrowed)
+    list(GET _borrowed 0 _first)
+    string(APPEND _failures "\n  ${_level}: takes ${_first} from outside the object")
   endif()
   execute_process(COMMAND "${OBJDUMP}" -d --no-show-raw-insn "${_object}"
                   OUTPUT_VARIABLE _code RESULT_VARIABLE _result)

@@ -42,6 +42,23 @@ TEST(Isa, CpuLevelAgreesWithTheCompilersCpuChecks) {
 }
 #endif
 
+TEST(Isa, ACapFromTheEnvironment) {
+  const char* before = std::getenv("ATTN_ISA");
+  const std::string saved = before != nullptr ? before : "";
+  ::setenv("ATTN_ISA", "baseline", 1);
+  EXPECT_EQ(attn::capped_cpu_isa(), attn::Isa::baseline);
+  ::setenv("ATTN_ISA", "avx512_bf16", 1);
+  EXPECT_EQ(attn::capped_cpu_isa(), attn::cpu_isa());  // a cap above the CPU changes nothing
+  ::setenv("ATTN_ISA", "sse9", 1);
+  ATTN_EXPECT_ERROR(attn::capped_cpu_isa(), std::invalid_argument,
+                    {"ATTN_ISA (\"sse9\") must be one of baseline, avx2, avx512, avx512_bf16"});
+  if (before != nullptr) {
+    ::setenv("ATTN_ISA", saved.c_str(), 1);
+  } else {
+    ::unsetenv("ATTN_ISA");
+  }
+}
+
 TEST(Isa, RunsTheLevelAsked) {
 #ifdef ATTN_COMPILED
   const char* cap = std::getenv("ATTN_ISA");

@@ -87,8 +87,7 @@ inline Isa cpu_isa() {
   const unsigned avx512_v4 = (1U << 16) | (1U << 17) | (1U << 28) | (1U << 30) | (1U << 31);
   __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx);
   const bool avx512_bf16 = eax & (1U << 5);
-  __get_cpuid(0x80000001U, &eax, &ebx, &ecx, &edx);
-  const bool lzcnt = ecx & (1U << 5);
+  const bool lzcnt = __get_cpuid(0x80000001U, &eax, &ebx, &ecx, &edx) && (ecx & (1U << 5));
   if (!(avx && avx2 && fma && bmi1 && bmi2 && f16c && lzcnt && movbe)) return Isa::baseline;
   if ((leaf7_ebx & avx512_v4) != avx512_v4 || !detail::os_saves(0xE6U)) return Isa::avx2;
   return avx512_bf16 ? Isa::avx512_bf16 : Isa::avx512;
@@ -130,9 +129,8 @@ Isa dispatched_isa();  // libattn_compiled: the level of the kernels it chose (s
 #endif
 
 /// The level attn's hot kernels run at in this program: with attn::compiled, the one it chose at
-/// the first kernel call (capped_cpu_isa(), or the single level of a library built for one);
-/// from the headers alone, flags_isa().
-/// @throws std::invalid_argument if ATTN_ISA names no level (attn::compiled).
+/// the first kernel call (capped_cpu_isa(), or the single level of a library built for one; a
+/// bad ATTN_ISA is reported on stderr and ignored); from the headers alone, flags_isa().
 inline Isa isa() {
 #ifdef ATTN_COMPILED
   return detail::dispatched_isa();

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 #include <utility>
+#include <vector>
 
+#include "attn/layers/linear.hpp"
 #include "attn/models/gpt_model.hpp"
 #include "attn/optim/adamw.hpp"
 #include "attn/state/state_dict.hpp"
@@ -43,13 +46,15 @@ TEST(Gradient, AllocatedAsZerosAtFirstUse) {
 }
 
 TEST(Gradient, InferenceAllocatesNone) {
-  // Built, saved and loaded again, switched to bfloat16, run forward: no gradient anywhere.
+  // Built, saved and loaded again, zero_grad, switched to bfloat16 (which a mutable visit such
+  // as zero_grad's would drop again), run forward: no gradient anywhere.
   auto model = gradient_test_model();
   const auto source = gradient_test_model();
   attn::load_state_dict(model, attn::state_dict(source));
+  attn::zero_grad(model);
   model.eval();
   model.set_weight_format(attn::WeightFormat::bfloat16);
-  attn::zero_grad(model);
+  ASSERT_EQ(std::as_const(model).out_head().weight_format(), attn::WeightFormat::bfloat16);
   const attn::Tensor<attn::Index, 2> ids({1, 4}, {1, 2, 3, 4});
   const auto logits = model.forward(ids.view());
   EXPECT_EQ(logits.size(2), 11);
@@ -63,6 +68,27 @@ TEST(Gradient, InferenceAllocatesNone) {
     for (float value : gradient.values) EXPECT_EQ(value, 0.0f) << name;
   }
   EXPECT_EQ(allocated_gradients(model).first, 0);
+}
+
+TEST(Gradient, ConstReadersAllocateOnce) {
+  const attn::Linear<float> layer(4, 3);
+  std::vector<const float*> seen(8);
+  std::vector<std::thread> readers;
+  for (std::size_t t = 0; t < seen.size(); ++t) {
+    readers.emplace_back([&, t] { seen[t] = layer.weight_grad().data(); });
+  }
+  for (auto& reader : readers) reader.join();
+  for (const float* data : seen) EXPECT_EQ(data, seen.front());
+  EXPECT_EQ(layer.weight_grad().shape(), (attn::Shape<2>{3, 4}));
+}
+
+TEST(Gradient, PlainStorageStillServesAsAGradient) {
+  // A layer of the user's own may keep its gradient itself and hand out a pointer, as before.
+  float data[6] = {}, grad[6] = {1, 2, 3, 4, 5, 6};
+  const auto entry = attn::parameter_entry<float>("w", {2, 3}, data, grad);
+  EXPECT_EQ(entry.grad.get(), grad);
+  EXPECT_EQ(entry.grad.if_allocated(), grad);
+  EXPECT_EQ(entry.grad.offset_by(3).get(), grad + 3);
 }
 
 TEST(Gradient, BackwardAndOptimisersAllocateEvery) {

@@ -388,12 +388,14 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
                      Scalar scale, const ScoreMasking<Scalar>& masking,
                      const PositionalDropout<Scalar>* dropout, Scalar* lse) {
 #ifdef ATTN_COMPILED
-  if constexpr (Rank == 4) {
+  if constexpr (Rank == 4) {  // the program then compiles no body of its own
     dispatched<Scalar>().fused_attention(q, k, v, out, scale, masking, dropout, lse, num_threads());
-    return;
+  } else {
+    fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
   }
-#endif
+#else
   fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
+#endif
 }
 
 /// fused_attention_backward_kernel on num_threads() threads, chosen as fused_attention.
@@ -409,11 +411,14 @@ void fused_attention_backward(
   if constexpr (Rank == 4) {
     dispatched<Scalar>().fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v,
                                                   scale, masking, dropout, lse, num_threads());
-    return;
+  } else {
+    fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
+                                    dropout, lse, num_threads());
   }
-#endif
+#else
   fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
                                   dropout, lse, num_threads());
+#endif
 }
 
 }  // namespace attn::detail

@@ -5,6 +5,10 @@
 #ifndef ATTN_STATE_GRADIENT_HPP
 #define ATTN_STATE_GRADIENT_HPP
 
+#include <atomic>
+#include <mutex>
+#include <utility>
+
 #include "attn/config.hpp"
 #include "attn/tensor/shape.hpp"
 #include "attn/tensor/tensor.hpp"
@@ -16,9 +20,28 @@ template <typename Scalar, int Rank>
 class Gradient {
  public:
   explicit Gradient(const Shape<Rank>& shape) : shape_(shape) {}
+  Gradient(const Gradient& other)
+      : shape_(other.shape_), tensor_(other.tensor_), allocated_(other.allocated()) {}
+  Gradient(Gradient&& other) noexcept
+      : shape_(other.shape_), tensor_(std::move(other.tensor_)), allocated_(other.allocated()) {}
+  Gradient& operator=(const Gradient& other) {
+    if (this != &other) {
+      shape_ = other.shape_;
+      tensor_ = other.tensor_;
+      allocated_.store(other.allocated(), std::memory_order_release);
+    }
+    return *this;
+  }
+  Gradient& operator=(Gradient&& other) noexcept {
+    shape_ = other.shape_;
+    tensor_ = std::move(other.tensor_);
+    allocated_.store(other.allocated(), std::memory_order_release);
+    return *this;
+  }
+  ~Gradient() = default;
 
-  /// The gradient, allocated (zeros) by the first call of either const-ness. (A const layer may
-  /// be read by several threads at once; a gradient is for one training thread.)
+  /// The gradient, allocated (zeros) by the first call of either const-ness; threads that read
+  /// a const layer's gradient at once allocate it once.
   Tensor<Scalar, Rank>& get() {
     allocate();
     return tensor_;
@@ -28,22 +51,25 @@ class Gradient {
     return tensor_;
   }
 
-  bool allocated() const { return allocated_; }
+  bool allocated() const { return allocated_.load(std::memory_order_acquire); }
   /// The values when allocated, else null (nothing accumulated yet: all zeros).
-  const Scalar* data_if_allocated() const { return allocated_ ? tensor_.data() : nullptr; }
-  Scalar* data_if_allocated() { return allocated_ ? tensor_.data() : nullptr; }
+  const Scalar* data_if_allocated() const { return allocated() ? tensor_.data() : nullptr; }
+  Scalar* data_if_allocated() { return allocated() ? tensor_.data() : nullptr; }
   const Shape<Rank>& shape() const { return shape_; }
 
  private:
   void allocate() const {
-    if (allocated_) return;
+    if (allocated()) return;
+    static std::mutex allocating;  // rare (once per parameter): one lock serves every gradient
+    const std::lock_guard<std::mutex> lock(allocating);
+    if (allocated_.load(std::memory_order_relaxed)) return;
     tensor_ = Tensor<Scalar, Rank>(shape_);
-    allocated_ = true;
+    allocated_.store(true, std::memory_order_release);
   }
 
   Shape<Rank> shape_;
   mutable Tensor<Scalar, Rank> tensor_;
-  mutable bool allocated_ = false;
+  mutable std::atomic<bool> allocated_{false};
 };
 
 }  // namespace attn

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "attn/config.hpp"
+#include "attn/state/gradient.hpp"
 
 namespace attn {
 
@@ -40,30 +41,46 @@ enum class StateKind {
 };
 
 /// Where a parameter's gradient lives: a layer's Gradient (state/gradient.hpp), allocated at
-/// its first use, seen from `offset` on; or nothing (buffers). Entries of a mutable visit may
-/// allocate it (get); entries of a const visit only read what exists.
+/// its first use, seen from `offset` on; plain storage a layer keeps itself (a T*); or nothing
+/// (buffers). Entries of a mutable visit may allocate it (get); entries of a const visit only
+/// read what exists.
 template <typename T>
 class GradientRef {
  public:
   GradientRef() = default;
-  /// The gradient held by `gradient` (a Gradient<Scalar, Rank>, const for T = const Scalar).
-  template <typename Buffer>
-  explicit GradientRef(Buffer& gradient, Index offset = 0)
-      : owner_(const_cast<void*>(static_cast<const void*>(&gradient))),
-        resolve_(&resolve<Buffer>),
-        offset_(offset) {}
+  /// Storage that always exists (a layer of the user's own that keeps its gradient itself).
+  GradientRef(T* data)  // NOLINT(google-explicit-constructor): a T* was the protocol's grad
+      : data_(data) {}
+  /// The gradient a Gradient holds (of a const layer: T must be const).
+  template <typename Scalar, int Rank>
+  explicit GradientRef(Gradient<Scalar, Rank>& gradient, Index offset = 0)
+      : owner_(&gradient), resolve_(&resolve<Gradient<Scalar, Rank>>), offset_(offset) {
+    static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>, "GradientRef: wrong Scalar.");
+  }
+  template <typename Scalar, int Rank>
+  explicit GradientRef(const Gradient<Scalar, Rank>& gradient, Index offset = 0)
+      : owner_(const_cast<Gradient<Scalar, Rank>*>(&gradient)),  // only read: see resolve
+        resolve_(&resolve<const Gradient<Scalar, Rank>>),
+        offset_(offset) {
+    static_assert(std::is_same_v<T, const Scalar>,
+                  "GradientRef: a const layer's gradient gives const entries.");
+  }
 
   /// The values, allocated (zeros) now if the entry is mutable and nothing did yet; null for a
   /// buffer, or for a const entry whose gradient was never allocated (all zeros).
-  T* get() const { return resolve_ != nullptr ? at_offset(resolve_(owner_, true)) : nullptr; }
+  T* get() const { return resolve_ != nullptr ? at_offset(resolve_(owner_, true)) : data_; }
   /// The values if already allocated, else null (nothing accumulated yet: all zeros).
   T* if_allocated() const {
-    return resolve_ != nullptr ? at_offset(resolve_(owner_, false)) : nullptr;
+    return resolve_ != nullptr ? at_offset(resolve_(owner_, false)) : data_;
   }
   /// The same gradient seen `offset` elements further on (a block of a stacked parameter).
   GradientRef offset_by(Index offset) const {
     GradientRef ref = *this;
-    ref.offset_ += offset;
+    if (ref.resolve_ != nullptr) {
+      ref.offset_ += offset;
+    } else if (ref.data_ != nullptr) {
+      ref.data_ += offset;
+    }
     return ref;
   }
 
@@ -71,7 +88,7 @@ class GradientRef {
   template <typename Buffer>
   static T* resolve(void* owner, bool allocate) {
     Buffer& gradient = *static_cast<Buffer*>(owner);
-    if constexpr (std::is_const_v<T> || std::is_const_v<Buffer>) {
+    if constexpr (std::is_const_v<Buffer>) {
       return gradient.data_if_allocated();
     } else {
       return allocate ? gradient.get().data() : gradient.data_if_allocated();
@@ -79,6 +96,7 @@ class GradientRef {
   }
   T* at_offset(T* data) const { return data != nullptr ? data + offset_ : nullptr; }
 
+  T* data_ = nullptr;
   void* owner_ = nullptr;
   T* (*resolve_)(void*, bool) = nullptr;
   Index offset_ = 0;
@@ -107,18 +125,31 @@ struct StateEntry {
 template <typename Owner, typename Scalar>
 using StateElement = std::conditional_t<std::is_const_v<Owner>, const Scalar, Scalar>;
 
-/// A trainable entry: `data` and `grad` (same shape) are the layer's own storage.
+namespace detail {
+template <typename T>
+struct NotDeduced {
+  using type = T;
+};
+}  // namespace detail
+
+/// A trainable entry: `data` and `grad` (same shape) are the layer's own storage (`grad` a
+/// GradientRef, or a T* that always exists).
 template <typename T>
 StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data,
-                              GradientRef<T> grad) {
+                              typename detail::NotDeduced<GradientRef<T>>::type grad) {
   return {std::move(name), std::move(shape), data, StateKind::parameter, grad};
 }
 
-/// The same with the gradient held by a layer's Gradient (state/gradient.hpp), of the
-/// const-ness of the layer visited.
-template <typename T, typename Buffer>
+/// The same with the gradient a layer's Gradient holds (state/gradient.hpp), of the const-ness
+/// of the layer visited.
+template <typename T, typename Scalar, int Rank>
 StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data,
-                              Buffer& gradient) {
+                              Gradient<Scalar, Rank>& gradient) {
+  return parameter_entry(std::move(name), std::move(shape), data, GradientRef<T>(gradient));
+}
+template <typename T, typename Scalar, int Rank>
+StateEntry<T> parameter_entry(std::string name, std::vector<Index> shape, T* data,
+                              const Gradient<Scalar, Rank>& gradient) {
   return parameter_entry(std::move(name), std::move(shape), data, GradientRef<T>(gradient));
 }
 

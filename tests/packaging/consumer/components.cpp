@@ -1,6 +1,6 @@
 // A consumer of attn's components: safetensors bytes written and read back (attn::io), a PNG
 // heatmap (attn::viz), when attn::compiled is linked (it defines ATTN_COMPILED), one
-// multi-head attention forward whose instantiation comes from the library, and with attn::text
+// multi-head attention forward whose hot kernels come from the library, and with attn::text
 // GPT-2's ids of "Hello, I am" (tiktoken's).
 #include <attn/attn.hpp>
 #include <attn/io/safetensors.hpp>

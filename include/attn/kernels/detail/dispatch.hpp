@@ -14,12 +14,14 @@
 #define ATTN_KERNELS_DETAIL_DISPATCH_HPP
 
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 #include "attn/config.hpp"
 #include "attn/isa.hpp"
 #include "attn/kernels/detail/score_masking.hpp"
 #include "attn/kernels/dropout.hpp"
+#include "attn/kernels/mask.hpp"
 #include "attn/tensor/tensor_view.hpp"
 
 namespace attn::detail {
@@ -55,14 +57,24 @@ struct KernelTable {
 
 /// Everything one level's translation unit provides.
 struct Kernels {
-  Isa isa;  ///< the level it was compiled for
+  Isa isa;          ///< the level it was compiled for
+  int index_bytes;  ///< sizeof(Index) there: a program must use the same Index
   KernelTable<float> f32;
   KernelTable<double> f64;
 };
 
+// What crosses the boundary must mean the same on both sides whatever the flags: plain data.
+template <typename T>
+constexpr bool crosses_boundary = std::is_trivially_copyable_v<T>&& std::is_standard_layout_v<T>;
+static_assert(crosses_boundary<TensorView<const float, 4>> && crosses_boundary<Mask> &&
+                  crosses_boundary<ScoreMasking<float>> &&
+                  crosses_boundary<PositionalDropout<float>>,
+              "attn::compiled's kernels take plain structs only.");
+
 #ifdef ATTN_COMPILED
-/// The level libattn_compiled chose at its first call (src/dispatch.cpp).
-/// @throws std::invalid_argument if ATTN_ISA names no level.
+/// The level libattn_compiled chose at its first call (src/dispatch.cpp); a bad ATTN_ISA is
+/// reported on stderr and ignored.
+/// @throws std::runtime_error if the library holds no level this CPU runs.
 const Kernels& dispatched_kernels();
 
 /// The chosen level's kernels for Scalar (float or double).
@@ -70,10 +82,18 @@ template <typename Scalar>
 const KernelTable<Scalar>& dispatched() {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "attn's compiled kernels exist for float and double.");
+  const Kernels& kernels = dispatched_kernels();
+  if (kernels.index_bytes != static_cast<int>(sizeof(Index))) {
+    throw std::invalid_argument(concat("attn::compiled was built with ", kernels.index_bytes,
+                                       "-byte indices but this program "
+                                       "uses ",
+                                       sizeof(Index),
+                                       " (EIGEN_DEFAULT_DENSE_INDEX_TYPE must agree)"));
+  }
   if constexpr (std::is_same_v<Scalar, float>) {
-    return dispatched_kernels().f32;
+    return kernels.f32;
   } else {
-    return dispatched_kernels().f64;
+    return kernels.f64;
   }
 }
 #endif
