@@ -10,7 +10,9 @@ Runs, alternating the builds so that the host's drifts hit both alike:
 - the portable build again under each ATTN_ISA level this CPU runs (what each level gives);
 - bench_generation (GPT-2 124M, the book's seed, 200 tokens greedily from "Hello, I am", KV
   cache, 1 and 2 threads, float32 and bfloat16 weights) from both builds: tokens/s (median)
-  and the peak resident memory of the process (getrusage).
+  and the peak resident memory of the process (getrusage);
+- the portable build's float32 decoding on 1 and 2 threads again while another process keeps
+  one core busy (a Python loop), alternated: 2 threads should not fall below 1.
 
     cmake --preset release -B build/portable -DATTN_NATIVE=OFF
     cmake --build build/portable --target bench_attention bench_generation
@@ -120,6 +122,16 @@ def main():
                     decode[(threads, weights, build)].append(
                         generation(path, threads, weights, args.tokens))
 
+    busy = {1: [], 2: []}
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for _ in range(max(2, args.repetitions // 2 + 1)):
+            for threads in (2, 1):
+                busy[threads].append(generation(args.portable, threads, "float32", args.tokens)[0])
+    finally:
+        competitor.kill()
+        competitor.wait()
+
     median = statistics.median
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -161,6 +173,12 @@ def main():
         rss = max(m for _, m in runs)
         lines.append(f"| {threads} | {weights} | {build} | {rate:.1f} | "
                      f"{rate / native_rate:.2f}x | {rss:.0f} |")
+    lines += ["", "## Decoding beside a CPU-bound process (portable build, float32)", "",
+              "| threads | tokens/s (median) | runs | vs 1 thread |", "|---:|---:|---|---:|"]
+    for threads in (2, 1):
+        lines.append(f"| {threads} | {median(busy[threads]):.1f} | "
+                     f"{', '.join(f'{v:.0f}' for v in busy[threads])} | "
+                     f"{median(busy[threads]) / median(busy[1]):.2f}x |")
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, "dispatch_gpt2.md")
     with open(path, "w") as out:

@@ -5,6 +5,8 @@
 #define ATTN_THREADS_HPP
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <utility>
 
@@ -53,6 +55,66 @@ inline void set_num_threads(int threads) {
 
 namespace detail {
 
+/// Keeps attn's parallel regions from collapsing when another process holds a core. A region
+/// ends when its last thread does; if the OS has put one of attn's threads aside for another
+/// process, the calling thread waits out the rest of that process's time slice (milliseconds),
+/// and between regions the idle threads' spinning takes the cores from both. Decoding a token
+/// runs some sixty regions: with a CPU-bound process beside it, two threads ran at half the
+/// speed of one here (2 % of the regions waited, 5 ms each). So each region reports how long it
+/// took against the calling thread's own share of the work; when two of the last 64 regions
+/// waited well beyond that share, the next regions run on the calling thread alone (one
+/// thread's speed; the idle team falls asleep), 256 of them at first, doubling up to 16384
+/// while the team keeps waiting whenever it is tried again.
+class TeamWatch {
+ public:
+  /// The threads a region of `requested` threads should use now.
+  int threads(int requested) {
+    if (requested < 2) return requested;
+    if (alone_.load(std::memory_order_relaxed) > 0 &&
+        alone_.fetch_sub(1, std::memory_order_relaxed) > 0) {
+      return 1;
+    }
+    return requested;
+  }
+
+  /// After a region run on several threads: `wall` its duration, `own` how long the calling
+  /// thread worked in it (seconds).
+  void observe(double wall, double own) {
+    constexpr long window = 64;
+    const long region = regions_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (!(wall > 2 * own + 100e-6)) {  // no wait
+      if (region - last_wait_.load(std::memory_order_relaxed) > 4 * window) {
+        spell_.store(256, std::memory_order_relaxed);  // the team has been fine for a while
+      }
+      return;
+    }
+    const long previous = last_wait_.exchange(region, std::memory_order_relaxed);
+    if (region - previous > window) return;
+    const int spell = spell_.load(std::memory_order_relaxed);
+    alone_.store(spell, std::memory_order_relaxed);
+    spell_.store(std::min(spell * 2, 16384), std::memory_order_relaxed);
+    last_wait_.store(-window - 1, std::memory_order_relaxed);  // two fresh waits to go alone again
+  }
+
+ private:
+  std::atomic<int> alone_{0};           // regions still to run on the calling thread alone
+  std::atomic<long> regions_{0};        // regions observed
+  std::atomic<long> last_wait_{-1000};  // the last region that waited
+  std::atomic<int> spell_{256};         // how long the next spell alone lasts
+};
+
+/// The process's watch (each copy of attn's code, the program's and each attn::compiled level,
+/// keeps its own).
+inline TeamWatch& team_watch() {
+  static TeamWatch watch;
+  return watch;
+}
+
+/// Seconds on a monotonic clock.
+inline double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 /// How many blocks for_each_thread_row_block splits `rows` into: one per thread of `threads`,
 /// or one (the calling thread alone) when there are fewer than `min_rows`.
 inline Index thread_row_blocks(Index rows, Index min_rows, int threads = num_threads()) {
@@ -73,11 +135,27 @@ void for_each_thread_row_block(Index rows, Index min_rows, int threads, Body&& b
     return;
   }
   const Index chunk = (rows + blocks - 1) / blocks;
-  ATTN_OMP(parallel for schedule(static, 1) num_threads(static_cast<int>(blocks)))
-  for (Index block = 0; block < blocks; ++block) {
+  const auto run_block = [&](Index block) {
     const Index row0 = std::min(rows, block * chunk);
     if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
+  };
+  // The same blocks either way (a body may keep per-block state), run by the team or, while
+  // another process holds a core (TeamWatch), one after another on the calling thread.
+  const int team = team_watch().threads(static_cast<int>(blocks));
+  if (team < 2) {
+    for (Index block = 0; block < blocks; ++block) run_block(block);
+    return;
   }
+  const double start = seconds_now();
+  double own = 0;
+  ATTN_OMP(parallel num_threads(team)) {
+    // Blocks are claimed as threads arrive: one that arrives late finds the others' work done.
+    ATTN_OMP(for schedule(dynamic, 1) nowait)
+    for (Index block = 0; block < blocks; ++block) run_block(block);
+    ATTN_OMP(master)
+    own = seconds_now() - start;
+  }
+  team_watch().observe(seconds_now() - start, own);
 }
 
 /// The same on num_threads() threads.

@@ -125,7 +125,11 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
   const Index heads = heads_of<Rank>(q.shape()), kv_heads = heads_of<Rank>(k.shape());
   if (T == 0) return;
 
-  ATTN_OMP(parallel num_threads(tasks.size() < 2 ? 1 : threads)) {
+  // While another process holds a core, the calling thread works alone (TeamWatch).
+  const int team = tasks.size() < 2 ? 1 : team_watch().threads(threads);
+  const double start = team > 1 ? seconds_now() : 0;
+  double own = 0;
+  ATTN_OMP(parallel num_threads(team)) {
     // The scores are held transposed, keys by queries: a row is one key's scores for every
     // query of the tile, so the online softmax's per-query maximum, exp and sum run along
     // contiguous rows, and the score product broadcasts K's elements against the tile's Q^T
@@ -140,7 +144,7 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
         shift(fused_query_tile), rescale(fused_query_tile), keep(fused_query_tile);
     std::uint32_t key_low[fused_query_tile], key_high[fused_query_tile];  // dropout's row keys
 
-    ATTN_OMP(for schedule(dynamic, 1))
+    ATTN_OMP(for schedule(dynamic, 1) nowait)
     for (Index task = 0; task < tasks.size(); ++task) {
       const Index n = task / tasks.groups;
       const Index n_kv = kv_leading(n, heads, kv_heads);
@@ -235,7 +239,10 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
         }
       }
     }
+    ATTN_OMP(master)
+    own = seconds_now() - start;
   }
+  if (team > 1) team_watch().observe(seconds_now() - start, own);
 }
 
 /// Backward of fused_attention, recomputing the weights tile by tile from the saved per-row
