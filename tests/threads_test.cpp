@@ -70,14 +70,22 @@ TEST(TeamWatch, TwoWaitsCloseTogetherRunAloneForAWhileThenLonger) {
 TEST(TeamWatch, BlocksAreTheSameAloneOrTogether) {
   // for_each_thread_row_block hands out the same blocks whether the team or the calling thread
   // alone runs them (a body may keep per-block state).
-  std::vector<std::array<attn::Index, 3>> seen;
-  std::mutex guard;
-  attn::detail::for_each_thread_row_block(
-      10, 1, 2, [&](attn::Index block, attn::Index row0, attn::Index count) {
-        const std::lock_guard<std::mutex> lock(guard);
-        seen.push_back({block, row0, count});
-      });
-  std::sort(seen.begin(), seen.end());
+  const auto blocks_seen = [] {
+    std::vector<std::array<attn::Index, 3>> seen;
+    std::mutex guard;
+    attn::detail::for_each_thread_row_block(
+        10, 1, 2, [&](attn::Index block, attn::Index row0, attn::Index count) {
+          const std::lock_guard<std::mutex> lock(guard);
+          seen.push_back({block, row0, count});
+        });
+    std::sort(seen.begin(), seen.end());
+    return seen;
+  };
   const std::vector<std::array<attn::Index, 3>> expected{{0, 0, 5}, {1, 5, 5}};
-  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(blocks_seen(), expected);  // the team
+  auto& watch = attn::detail::team_watch();
+  threads_region(watch, true);
+  threads_region(watch, true);         // the process's watch now runs regions alone
+  EXPECT_EQ(blocks_seen(), expected);  // the calling thread alone
+  threads_alone_for(watch);            // the rest of the spell, for the tests after this one
 }

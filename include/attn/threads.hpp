@@ -115,6 +115,27 @@ inline double seconds_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+/// Runs body() in a parallel region of `team` threads, timed for team_watch() when team > 1.
+/// Its loops should be `nowait`, so that the calling thread's own work is timed before it waits
+/// for the others. (A region of one thread rather than a plain call when team < 2: a worksharing
+/// loop in body must bind to a region of its own, not to one the caller may be running in.)
+template <typename Body>
+void watched_parallel(int team, Body&& body) {
+  if (team < 2) {
+    ATTN_OMP(parallel num_threads(1))
+    body();
+    return;
+  }
+  const double start = seconds_now();
+  double own = 0;
+  ATTN_OMP(parallel num_threads(team)) {
+    body();
+    ATTN_OMP(master)
+    own = seconds_now() - start;
+  }
+  team_watch().observe(seconds_now() - start, own);
+}
+
 /// How many blocks for_each_thread_row_block splits `rows` into: one per thread of `threads`,
 /// or one (the calling thread alone) when there are fewer than `min_rows`.
 inline Index thread_row_blocks(Index rows, Index min_rows, int threads = num_threads()) {
@@ -135,27 +156,16 @@ void for_each_thread_row_block(Index rows, Index min_rows, int threads, Body&& b
     return;
   }
   const Index chunk = (rows + blocks - 1) / blocks;
-  const auto run_block = [&](Index block) {
-    const Index row0 = std::min(rows, block * chunk);
-    if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
-  };
   // The same blocks either way (a body may keep per-block state), run by the team or, while
-  // another process holds a core (TeamWatch), one after another on the calling thread.
-  const int team = team_watch().threads(static_cast<int>(blocks));
-  if (team < 2) {
-    for (Index block = 0; block < blocks; ++block) run_block(block);
-    return;
-  }
-  const double start = seconds_now();
-  double own = 0;
-  ATTN_OMP(parallel num_threads(team)) {
-    // Blocks are claimed as threads arrive: one that arrives late finds the others' work done.
+  // another process holds a core (TeamWatch), one after another on the calling thread. Blocks
+  // are claimed as threads arrive: one that arrives late finds the others' work done.
+  watched_parallel(team_watch().threads(static_cast<int>(blocks)), [&] {
     ATTN_OMP(for schedule(dynamic, 1) nowait)
-    for (Index block = 0; block < blocks; ++block) run_block(block);
-    ATTN_OMP(master)
-    own = seconds_now() - start;
-  }
-  team_watch().observe(seconds_now() - start, own);
+    for (Index block = 0; block < blocks; ++block) {
+      const Index row0 = std::min(rows, block * chunk);
+      if (row0 < rows) body(block, row0, std::min(chunk, rows - row0));
+    }
+  });
 }
 
 /// The same on num_threads() threads.

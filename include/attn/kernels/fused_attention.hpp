@@ -126,10 +126,7 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
   if (T == 0) return;
 
   // While another process holds a core, the calling thread works alone (TeamWatch).
-  const int team = tasks.size() < 2 ? 1 : team_watch().threads(threads);
-  const double start = team > 1 ? seconds_now() : 0;
-  double own = 0;
-  ATTN_OMP(parallel num_threads(team)) {
+  watched_parallel(tasks.size() < 2 ? 1 : team_watch().threads(threads), [&] {
     // The scores are held transposed, keys by queries: a row is one key's scores for every
     // query of the tile, so the online softmax's per-query maximum, exp and sum run along
     // contiguous rows, and the score product broadcasts K's elements against the tile's Q^T
@@ -239,10 +236,7 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
         }
       }
     }
-    ATTN_OMP(master)
-    own = seconds_now() - start;
-  }
-  if (team > 1) team_watch().observe(seconds_now() - start, own);
+  });
 }
 
 /// Backward of fused_attention, recomputing the weights tile by tile from the saved per-row
@@ -394,15 +388,11 @@ void fused_attention(const TensorView<const Scalar, Rank>& q,
                      const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
                      Scalar scale, const ScoreMasking<Scalar>& masking,
                      const PositionalDropout<Scalar>* dropout, Scalar* lse) {
-#ifdef ATTN_COMPILED
-  if constexpr (Rank == 4) {  // the program then compiles no body of its own
+  if constexpr (compiled_kernels && Rank == 4) {  // the program compiles no body of its own
     dispatched<Scalar>().fused_attention(q, k, v, out, scale, masking, dropout, lse, num_threads());
   } else {
     fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
   }
-#else
-  fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
-#endif
 }
 
 /// fused_attention_backward_kernel on num_threads() threads, chosen as fused_attention.
@@ -414,18 +404,13 @@ void fused_attention_backward(
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
     const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
     const Scalar* lse) {
-#ifdef ATTN_COMPILED
-  if constexpr (Rank == 4) {
+  if constexpr (compiled_kernels && Rank == 4) {
     dispatched<Scalar>().fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v,
                                                   scale, masking, dropout, lse, num_threads());
   } else {
     fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
                                     dropout, lse, num_threads());
   }
-#else
-  fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
-                                  dropout, lse, num_threads());
-#endif
 }
 
 }  // namespace attn::detail

@@ -23,7 +23,9 @@ class Gradient {
   Gradient(const Gradient& other)
       : shape_(other.shape_), tensor_(other.tensor_), allocated_(other.allocated()) {}
   Gradient(Gradient&& other) noexcept
-      : shape_(other.shape_), tensor_(std::move(other.tensor_)), allocated_(other.allocated()) {}
+      : shape_(other.shape_), tensor_(std::move(other.tensor_)), allocated_(other.allocated()) {
+    other.allocated_.store(false, std::memory_order_release);  // its tensor went with the move
+  }
   Gradient& operator=(const Gradient& other) {
     if (this != &other) {
       shape_ = other.shape_;
@@ -33,9 +35,12 @@ class Gradient {
     return *this;
   }
   Gradient& operator=(Gradient&& other) noexcept {
-    shape_ = other.shape_;
-    tensor_ = std::move(other.tensor_);
-    allocated_.store(other.allocated(), std::memory_order_release);
+    if (this != &other) {
+      shape_ = other.shape_;
+      tensor_ = std::move(other.tensor_);
+      allocated_.store(other.allocated(), std::memory_order_release);
+      other.allocated_.store(false, std::memory_order_release);
+    }
     return *this;
   }
   ~Gradient() = default;
@@ -55,7 +60,6 @@ class Gradient {
   /// The values when allocated, else null (nothing accumulated yet: all zeros).
   const Scalar* data_if_allocated() const { return allocated() ? tensor_.data() : nullptr; }
   Scalar* data_if_allocated() { return allocated() ? tensor_.data() : nullptr; }
-  const Shape<Rank>& shape() const { return shape_; }
 
  private:
   void allocate() const {

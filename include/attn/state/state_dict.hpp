@@ -41,9 +41,9 @@ enum class StateKind {
 };
 
 /// Where a parameter's gradient lives: a layer's Gradient (state/gradient.hpp), allocated at
-/// its first use, seen from `offset` on; plain storage a layer keeps itself (a T*); or nothing
-/// (buffers). Entries of a mutable visit may allocate it (get); entries of a const visit only
-/// read what exists.
+/// its first use, or plain storage a layer keeps itself (a T*), seen from an offset on; or
+/// nothing (buffers). Entries of a mutable visit may allocate it (get); entries of a const visit
+/// only read what exists.
 template <typename T>
 class GradientRef {
  public:
@@ -53,34 +53,29 @@ class GradientRef {
       : data_(data) {}
   /// The gradient a Gradient holds (of a const layer: T must be const).
   template <typename Scalar, int Rank>
-  explicit GradientRef(Gradient<Scalar, Rank>& gradient, Index offset = 0)
-      : owner_(&gradient), resolve_(&resolve<Gradient<Scalar, Rank>>), offset_(offset) {
+  explicit GradientRef(Gradient<Scalar, Rank>& gradient)
+      : owner_(&gradient), resolve_(&resolve<Gradient<Scalar, Rank>>) {
     static_assert(std::is_same_v<std::remove_const_t<T>, Scalar>, "GradientRef: wrong Scalar.");
   }
   template <typename Scalar, int Rank>
-  explicit GradientRef(const Gradient<Scalar, Rank>& gradient, Index offset = 0)
+  explicit GradientRef(const Gradient<Scalar, Rank>& gradient)
       : owner_(const_cast<Gradient<Scalar, Rank>*>(&gradient)),  // only read: see resolve
-        resolve_(&resolve<const Gradient<Scalar, Rank>>),
-        offset_(offset) {
+        resolve_(&resolve<const Gradient<Scalar, Rank>>) {
     static_assert(std::is_same_v<T, const Scalar>,
                   "GradientRef: a const layer's gradient gives const entries.");
   }
 
   /// The values, allocated (zeros) now if the entry is mutable and nothing did yet; null for a
   /// buffer, or for a const entry whose gradient was never allocated (all zeros).
-  T* get() const { return resolve_ != nullptr ? at_offset(resolve_(owner_, true)) : data_; }
+  T* get() const { return at_offset(resolve_ != nullptr ? resolve_(owner_, true) : data_); }
   /// The values if already allocated, else null (nothing accumulated yet: all zeros).
   T* if_allocated() const {
-    return resolve_ != nullptr ? at_offset(resolve_(owner_, false)) : data_;
+    return at_offset(resolve_ != nullptr ? resolve_(owner_, false) : data_);
   }
   /// The same gradient seen `offset` elements further on (a block of a stacked parameter).
   GradientRef offset_by(Index offset) const {
     GradientRef ref = *this;
-    if (ref.resolve_ != nullptr) {
-      ref.offset_ += offset;
-    } else if (ref.data_ != nullptr) {
-      ref.data_ += offset;
-    }
+    ref.offset_ += offset;
     return ref;
   }
 

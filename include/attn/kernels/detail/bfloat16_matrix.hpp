@@ -120,12 +120,12 @@ class BFloat16Matrix {
   /// or attn::compiled's kernel for the CPU's level.
   template <typename Scalar>
   void multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const {
-#ifdef ATTN_COMPILED
-    dispatched<Scalar>().bfloat16_product(bits_.data(), rows(), cols(), m, x, ldx, y, ldy,
-                                          num_threads());
-#else
-    bfloat16_product_kernel(bits_.data(), rows(), cols(), m, x, ldx, y, ldy, num_threads());
-#endif
+    if constexpr (compiled_kernels) {
+      dispatched<Scalar>().bfloat16_product(bits_.data(), rows(), cols(), m, x, ldx, y, ldy,
+                                            num_threads());
+    } else {
+      bfloat16_product_kernel(bits_.data(), rows(), cols(), m, x, ldx, y, ldy, num_threads());
+    }
   }
 
  private:

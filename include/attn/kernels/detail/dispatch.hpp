@@ -71,9 +71,16 @@ static_assert(crosses_boundary<TensorView<const float, 4>> && crosses_boundary<M
                   crosses_boundary<PositionalDropout<float>>,
               "attn::compiled's kernels take plain structs only.");
 
+/// Whether this program links attn::compiled (its CMake target defines ATTN_COMPILED): the
+/// headers then call its kernels (`if constexpr`) instead of compiling their own bodies.
 #ifdef ATTN_COMPILED
+inline constexpr bool compiled_kernels = true;
+#else
+inline constexpr bool compiled_kernels = false;
+#endif
+
 /// The level libattn_compiled chose at its first call (src/dispatch.cpp); a bad ATTN_ISA is
-/// reported on stderr and ignored.
+/// reported on stderr and ignored. Defined in the library only: called where compiled_kernels.
 /// @throws std::runtime_error if the library holds no level this CPU runs.
 const Kernels& dispatched_kernels();
 
@@ -85,9 +92,7 @@ const KernelTable<Scalar>& dispatched() {
   const Kernels& kernels = dispatched_kernels();
   if (kernels.index_bytes != static_cast<int>(sizeof(Index))) {
     throw std::invalid_argument(concat("attn::compiled was built with ", kernels.index_bytes,
-                                       "-byte indices but this program "
-                                       "uses ",
-                                       sizeof(Index),
+                                       "-byte indices but this ", "program uses ", sizeof(Index),
                                        " (EIGEN_DEFAULT_DENSE_INDEX_TYPE must agree)"));
   }
   if constexpr (std::is_same_v<Scalar, float>) {
@@ -96,7 +101,6 @@ const KernelTable<Scalar>& dispatched() {
     return kernels.f64;
   }
 }
-#endif
 
 }  // namespace attn::detail
 

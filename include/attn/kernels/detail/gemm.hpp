@@ -120,12 +120,12 @@ void parallel_gemm_kernel(Index m, Index n, Index k, Scalar alpha, const Scalar*
 template <bool a_transposed, bool b_transposed, typename Scalar>
 void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, const Scalar* b,
           Index ldb, Scalar beta, Scalar* c, Index ldc) {
-#ifdef ATTN_COMPILED
-  dispatched<Scalar>().gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                            ldc);
-#else
-  gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
+  if constexpr (compiled_kernels) {
+    dispatched<Scalar>().gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                              ldc);
+  } else {
+    gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
 }
 
 /// The same product with the rows (or, for a few rows, the columns) of C split over
@@ -133,13 +133,13 @@ void gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda, c
 template <bool a_transposed, bool b_transposed, typename Scalar>
 void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index lda,
                    const Scalar* b, Index ldb, Scalar beta, Scalar* c, Index ldc) {
-#ifdef ATTN_COMPILED
-  dispatched<Scalar>().parallel_gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb,
-                                     beta, c, ldc, num_threads());
-#else
-  parallel_gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                                   num_threads());
-#endif
+  if constexpr (compiled_kernels) {
+    dispatched<Scalar>().parallel_gemm(a_transposed, b_transposed, m, n, k, alpha, a, lda, b, ldb,
+                                       beta, c, ldc, num_threads());
+  } else {
+    parallel_gemm_kernel<a_transposed, b_transposed>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                                     num_threads());
+  }
 }
 
 }  // namespace attn::detail
