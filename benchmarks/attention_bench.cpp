@@ -84,6 +84,14 @@ void BM_MHA_Fused(benchmark::State& state) {
   run(state, layer, true);
 }
 
+// The same layer under attn::Autocast(bfloat16): the projections and the attention products
+// multiply bfloat16-rounded operands with float sums (vdpbf16ps where the CPU has
+// AVX512_BF16); the softmax stays float.
+void BM_MHA_Fused_BFloat16(benchmark::State& state) {
+  const attn::Autocast autocast(attn::Compute::bfloat16);
+  BM_MHA_Fused(state);
+}
+
 void sizes(benchmark::internal::Benchmark* bench) {
   bench->ArgNames({"B", "T", "threads"});
   for (int threads : {1, 2}) {
@@ -157,6 +165,7 @@ BENCHMARK(BM_MHA_Wrapper_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_CombinedQKV_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_Fused)->Apply(sizes);
+BENCHMARK(BM_MHA_Fused_BFloat16)->Apply(sizes);
 BENCHMARK(BM_MHA_Fused_LongContext)
     ->ArgNames({"B", "T", "threads"})
     ->Args({1, 32768, 2})

@@ -311,10 +311,12 @@ ATTN_VARIANTS = {
     "BM_MHA_Reference": ("attn MultiHeadAttention (reference kernel)", True),
     "BM_MHA_CombinedQKV_Reference": ("attn MultiHeadAttentionCombinedQKV (reference kernel)", True),
     "BM_MHA_Fused": ("attn MultiHeadAttention (fused kernel)", True),
+    "BM_MHA_Fused_BFloat16": ("attn MultiHeadAttention (fused kernel, bfloat16 arithmetic)", True),
 }
 ATTN_TRAINING_VARIANTS = {
     "BM_MHA_ForwardBackward_Reference": ("attn MultiHeadAttention (reference kernel)", True),
     "BM_MHA_ForwardBackward_Fused": ("attn MultiHeadAttention (fused kernel)", True),
+    "BM_MHA_ForwardBackward_Fused_BFloat16": ("attn MultiHeadAttention (fused kernel, bfloat16 arithmetic)", True),
     "BM_MHA_ForwardBackward_Fused_Dropout": ("attn MultiHeadAttention (fused kernel, dropout 0.1)", True),
     "BM_MHA_CombinedQKV_ForwardBackward_Fused": ("attn MultiHeadAttentionCombinedQKV (fused kernel)", True),
 }

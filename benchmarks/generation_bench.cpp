@@ -6,7 +6,8 @@
 // One timed run per process, as generation_peer.py times PyTorch, so that
 // benchmarks/generation_report.py can alternate the two and take medians:
 //   bench_generation --threads 2 --tokens 200 --cache on      tokens/s and the ids, as JSON
-//   bench_generation ... --weights bfloat16                   the same, GPTModel::set_weight_format
+//   bench_generation ... --weights bfloat16                   the same, weights held in bfloat16
+//   bench_generation ... --compute bfloat16                   products under attn::Autocast
 //   bench_generation --threads 2 --bandwidth                  GB/s reading a 1 GiB buffer
 // Both print one JSON object on stdout.
 #include <algorithm>
@@ -38,6 +39,7 @@ struct Arguments {
   Index tokens = 200;
   bool cache = true;
   bool bfloat16 = false;  // --weights float32|bfloat16
+  bool autocast = false;  // --compute float32|bfloat16
   bool bandwidth = false;
   std::vector<Index> prompt{15496, 11, 314, 716};  // "Hello, I am"
 };
@@ -62,6 +64,12 @@ Arguments parse(int argc, char** argv) {
         throw std::invalid_argument("--weights must be float32 or bfloat16, not " + weights);
       }
       args.bfloat16 = weights == "bfloat16";
+    } else if (flag == "--compute") {
+      const std::string compute = value();
+      if (compute != "float32" && compute != "bfloat16") {
+        throw std::invalid_argument("--compute must be float32 or bfloat16, not " + compute);
+      }
+      args.autocast = compute == "bfloat16";
     } else if (flag == "--bandwidth") {
       args.bandwidth = true;
     } else if (flag == "--prompt") {
@@ -72,6 +80,7 @@ Arguments parse(int argc, char** argv) {
       throw std::invalid_argument(
           "unknown argument " + flag +
           " (--threads N --tokens N --cache on|off --weights float32|bfloat16 "
+          "--compute float32|bfloat16 "
           "--prompt ids | "
           "--bandwidth)");
     }
@@ -123,9 +132,12 @@ int main(int argc, char** argv) {
                   read_bandwidth_gb_per_s(args.threads));
       return 0;
     }
-    attn::GPTModel<float> model(attn::gpt_config_124m, attn::Generator(123));
+    // Built in bfloat16 from the start: never more than the 2-byte weights in memory.
+    attn::GPTModel<float> model(
+        attn::gpt_config_124m, attn::Generator(123),
+        args.bfloat16 ? attn::WeightFormat::bfloat16 : attn::WeightFormat::scalar);
     model.eval();
-    if (args.bfloat16) model.set_weight_format(attn::WeightFormat::bfloat16);
+    const attn::Autocast autocast(args.autocast ? attn::Compute::bfloat16 : attn::Compute::scalar);
     attn::Tensor<Index, 2> prompt({1, static_cast<Index>(args.prompt.size())});
     std::copy(args.prompt.begin(), args.prompt.end(), prompt.data());
     attn::GenerationOptions options;
@@ -139,7 +151,8 @@ int main(int argc, char** argv) {
     const double seconds = seconds_since(start);
     std::ostringstream json;
     json << "{\"threads\": " << args.threads << ", \"cache\": \"" << (args.cache ? "on" : "off")
-         << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32") << "\", \"isa\": \""
+         << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32")
+         << "\", \"compute\": \"" << (args.autocast ? "bfloat16" : "float32") << "\", \"isa\": \""
          << attn::isa_name(attn::isa()) << "\", \"tokens\": " << args.tokens
          << ", \"seconds\": " << seconds
          << ", \"tokens_per_second\": " << static_cast<double>(args.tokens) / seconds

@@ -74,6 +74,14 @@ void BM_MHA_ForwardBackward_Fused_Dropout(benchmark::State& state) {
   forward_backward<attn::MultiHeadAttention<float>>(state, attn::AttentionPath::fused, 0.1f);
 }
 
+// The fused step under attn::Autocast(bfloat16): every product of the projections and of the
+// attention, forward and backward, multiplies bfloat16-rounded operands with float sums;
+// weights, gradients and the softmax stay float.
+void BM_MHA_ForwardBackward_Fused_BFloat16(benchmark::State& state) {
+  const attn::Autocast autocast(attn::Compute::bfloat16);
+  BM_MHA_ForwardBackward_Fused(state);
+}
+
 void BM_MHA_CombinedQKV_ForwardBackward_Fused(benchmark::State& state) {
   forward_backward<attn::MultiHeadAttentionCombinedQKV<float>>(state, attn::AttentionPath::fused);
 }
@@ -96,6 +104,7 @@ void sizes(benchmark::internal::Benchmark* bench) {
 
 BENCHMARK(BM_MHA_ForwardBackward_Reference)->Apply(sizes);
 BENCHMARK(BM_MHA_ForwardBackward_Fused)->Apply(sizes);
+BENCHMARK(BM_MHA_ForwardBackward_Fused_BFloat16)->Apply(sizes);
 BENCHMARK(BM_MHA_ForwardBackward_Fused_Dropout)->Apply(sizes);
 BENCHMARK(BM_MHA_CombinedQKV_ForwardBackward_Fused)->Apply(sizes);
 BENCHMARK(BM_MHA_ForwardBackward_Fused_LongContext)

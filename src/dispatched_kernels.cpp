@@ -59,9 +59,9 @@ void parallel_gemm_any_layout(bool a_transposed, bool b_transposed, Index m, Ind
 
 template <typename Scalar>
 constexpr KernelTable<Scalar> kernel_table() {
-  return {&gemm_any_layout<Scalar>, &parallel_gemm_any_layout<Scalar>,
+  return {&gemm_any_layout<Scalar>,           &parallel_gemm_any_layout<Scalar>,
           &fused_attention_kernel<Scalar, 4>, &fused_attention_backward_kernel<Scalar, 4>,
-          &bfloat16_product_kernel<Scalar>};
+          &bfloat16_product_kernel<Scalar>,   &bfloat16_pack_kernel<Scalar>};
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 # standard-library function localised, so the linker cannot hand one level's code to another or
 # to the program) and takes no Eigen or attn symbol from outside, the baseline object holds no VEX or EVEX instruction at all (no ymm, zmm or
 # vfmadd: it runs on any x86-64), the avx2 object no zmm register, and the avx2 and avx512
-# objects do hold ymm and zmm instructions (so the check can see them).
+# objects do hold ymm and zmm instructions (so the check can see them); the avx512_bf16 object,
+# and no lower one, holds vdpbf16ps (the bfloat16 products).
 #   cmake -DOBJDUMP=<objdump> -DNM=<nm> -DLEVELS_DIR=<dir of <level>.o> -DLEVELS=<a;b> -P ...
 cmake_minimum_required(VERSION 3.21)
 set(_failures "")
@@ -49,6 +50,14 @@ foreach(_level IN LISTS LEVELS)
   endif()
   if(_level MATCHES "^avx512" AND _zmm_count EQUAL 0)
     string(APPEND _failures "\n  ${_level}: no zmm operand: not compiled for AVX-512?")
+  endif()
+  # bfloat16 products run on vdpbf16ps in the avx512_bf16 object only.
+  string(REGEX MATCHALL "\tvdpbf16ps " _dot "${_code}")
+  list(LENGTH _dot _dot_count)
+  if(_level STREQUAL "avx512_bf16" AND _dot_count EQUAL 0)
+    string(APPEND _failures "\n  avx512_bf16: no vdpbf16ps: the bfloat16 products are missing")
+  elseif(NOT _level STREQUAL "avx512_bf16" AND NOT _level STREQUAL "native" AND _dot_count GREATER 0)
+    string(APPEND _failures "\n  ${_level}: ${_dot_count} vdpbf16ps, which its CPUs may lack")
   endif()
 endforeach()
 if(_failures)

@@ -1,6 +1,7 @@
 # ctest architecture.floors: the tree shows the architecture in floors, and a header includes
 # only headers of its own floor or below.
-#   floor 0  attn/config.hpp, version.hpp, threads.hpp, isa.hpp, tensor/, random/, state/
+#   floor 0  attn/config.hpp, version.hpp, threads.hpp, isa.hpp, autocast.hpp, tensor/, random/,
+#            state/
 #   floor 1  kernels/ (and kernels/detail/)
 #   floor 2  layers/ (and layers/detail/)
 #   floor 3  models/, optim/, losses/, data/, and the components io/ (nlohmann), viz/ (stb)
@@ -21,7 +22,7 @@ function(_attn_floor path out_floor out_component)
   set(component "")
   if(path STREQUAL "attn/attn.hpp")
     set(floor umbrella)
-  elseif(path MATCHES "^attn/(config|version|threads|isa)\\.hpp$"
+  elseif(path MATCHES "^attn/(config|version|threads|isa|autocast)\\.hpp$"
          OR path MATCHES "^attn/(tensor|random|state)/")
     set(floor 0)
   elseif(path MATCHES "^attn/kernels/")

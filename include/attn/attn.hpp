@@ -6,6 +6,7 @@
 #ifndef ATTN_ATTN_HPP
 #define ATTN_ATTN_HPP
 
+#include "attn/autocast.hpp"
 #include "attn/config.hpp"
 #include "attn/data/data_loader.hpp"
 #include "attn/data/gpt_dataset.hpp"

@@ -93,8 +93,8 @@ TEST(FusedAttention, LogSumExpIsKeptPerRow) {
   attn::Tensor<double, 2> q({5, 4}), k({7, 4}, 1.0), v({7, 2}, 1.0), out({5, 2});
   double lse[5];
   const attn::detail::ScoreMasking<double> causal(attn::Mask::causal(), {}, 1, 1);
-  attn::detail::fused_attention<double, 2>(q.view(), k.view(), v.view(), out.view(), 0.5, causal,
-                                           nullptr, lse);
+  attn::detail::fused_attention<double, 2>(q.view(), k.view(), v.view(), out.view(), 0.5, false,
+                                           causal, nullptr, lse);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(lse[i], std::log(i + 1.0), 1e-15);
 }
 

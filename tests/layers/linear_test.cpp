@@ -153,9 +153,9 @@ TEST(Linear, UnitLeadingDimsWithAnyStrideReadTheRightRows) {
 }
 
 // With WeightFormat::bfloat16 every weight is rounded as PyTorch's .bfloat16() rounds it, and
-// both products, the few-row one reading the 2-byte copy and the matrix product over more rows,
-// are y = x W^T + b with the rounded weights: against a double loop, elementwise within
-// (in_features + 2) eps of sum |w x| + |b| (Higham 3.5).
+// both products over the 2-byte weights, the few-row one streaming them and the one over more
+// rows widening blocks of them, are y = x W^T + b with the rounded weights: against a double loop,
+// elementwise within (in_features + 2) eps of sum |w x| + |b| (Higham 3.5).
 TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
   constexpr attn::Index in = 70, out = 37;
   attn::Linear<float> layer(in, out, true, attn::Generator(5));
@@ -167,8 +167,8 @@ TEST(Linear, BFloat16WeightsAreRoundedAndBothProductsUseThem) {
     ASSERT_EQ(weight.data()[i], attn::round_to_bfloat16(original.data()[i])) << i;
   }
   attn::Generator generator(6);
-  for (attn::Index rows : {attn::Index{1}, attn::Linear<float>::bfloat16_max_rows,
-                           attn::Linear<float>::bfloat16_max_rows + 1, attn::Index{20}}) {
+  // 8 rows and fewer stream the weights; more widen them into blocks for a GEMM.
+  for (attn::Index rows : {1, 8, 9, 20, 300}) {
     attn::Tensor<float, 2> x({rows, in});
     for (attn::Index i = 0; i < x.numel(); ++i) x.data()[i] = generator.uniform<float>(-1, 1);
     const attn::Tensor<float, 2> y = layer.forward(x.view());

@@ -106,8 +106,8 @@ std::vector<attn::Index> generated_row(const attn::Tensor<attn::Index, 2>& ids, 
 
 // The cache changes the work, not the tokens: greedy and sampled, prompts shorter and longer
 // than the context, runs that pass the context (the cache then re-prefills, as the crop does).
-// With bfloat16 weights the steps of up to Linear::bfloat16_max_rows rows read the 2-byte copy
-// and the longer uncached ones multiply the rounded weights: the same tokens still.
+// With bfloat16 weights the steps of a few rows stream the 2-byte weights and the longer
+// uncached ones widen blocks of them for a GEMM: the same tokens still.
 template <typename Scalar>
 void check_cached_equals_uncached(attn::WeightFormat format = attn::WeightFormat::scalar) {
   auto model = small_generation_gpt<Scalar>();

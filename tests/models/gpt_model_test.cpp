@@ -368,19 +368,21 @@ TEST(GPTModelBook, Gpt124MGivesTheBooksLogitsAndTextFromSeed123) {
             << "; built and ran in " << seconds << " s\n";
 }
 
-// The same model with its Linear weights in bfloat16 (set_weight_format): what PyTorch 1.13 gives
-// with every nn.Linear weight rounded by .bfloat16() (tests/fixtures/generate_gpt.py
-// --bfloat16): the eval logits of "Hello, I am"'s last position (first and last three), to 4
-// decimals, with and without the KV cache, and the same greedy continuation, which here is
-// float32's too.
+// The same model with its Linear weights and token embedding in bfloat16 (set_weight_format):
+// what PyTorch 1.13 gives with every nn.Linear weight and tok_emb rounded by .bfloat16()
+// (tests/fixtures/generate_gpt.py --bfloat16): the eval logits of "Hello, I am"'s last position
+// (first and last three), to 4 decimals, with and without the KV cache, and the same greedy
+// continuation, which here is float32's too. A model built in bfloat16 from the start (never
+// holding its float weights) has the same weights: the same logits, bit for bit.
 TEST(GPTModelBook, Gpt124MWithBFloat16WeightsGivesPyTorchsLogitsAndText) {
   attn::GPTModel<float> model(attn::gpt_config_124m, attn::Generator(123));
   model.eval();
   model.set_weight_format(attn::WeightFormat::bfloat16);
+  EXPECT_EQ(model.tok_emb().weight_format(), attn::WeightFormat::bfloat16);
   EXPECT_EQ(model.out_head().weight_format(), attn::WeightFormat::bfloat16);
   EXPECT_EQ(model.trf_blocks()[11].ff().layer2().weight_format(), attn::WeightFormat::bfloat16);
-  const float expected[6] = {-0.64150596f, -0.14458391f, -0.13877904f,
-                             1.58571267f,  -0.95302910f, -0.87420750f};
+  const float expected[6] = {-0.64102960f, -0.14531387f, -0.13962559f,
+                             1.58404899f,  -0.95351404f, -0.87423992f};
   const attn::Tensor<Index, 2> hello_i_am({1, 4}, {15496, 11, 314, 716});
   auto cache = model.make_kv_cache(1);
   const auto uncached = model.forward_last(hello_i_am.view());
@@ -389,6 +391,15 @@ TEST(GPTModelBook, Gpt124MWithBFloat16WeightsGivesPyTorchsLogitsAndText) {
     const Index v = k < 3 ? k : 50257 - 6 + k;
     EXPECT_LT(std::abs(double(uncached(0, v)) - double(expected[k])), 5e-5) << "logit " << v;
     EXPECT_LT(std::abs(double(cached(0, v)) - double(expected[k])), 5e-5) << "cached " << v;
+  }
+  {
+    attn::GPTModel<float> built(attn::gpt_config_124m, attn::Generator(123),
+                                attn::WeightFormat::bfloat16);
+    built.eval();
+    const auto logits = built.forward_last(hello_i_am.view());
+    for (Index v = 0; v < logits.numel(); ++v) {
+      ASSERT_EQ(logits.data()[v], uncached.data()[v]) << "built in bfloat16: logit " << v;
+    }
   }
   const std::vector<Index> pytorch{15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267};
   const auto ids_of = [](const attn::Tensor<Index, 2>& ids) {

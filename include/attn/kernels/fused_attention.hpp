@@ -113,7 +113,7 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
                             const TensorView<const Scalar, Rank>& k,
                             const TensorView<const Scalar, Rank>& v,
                             const TensorView<Scalar, Rank>& out, Scalar scale,
-                            const ScoreMasking<Scalar>& masking,
+                            bool bfloat16_products, const ScoreMasking<Scalar>& masking,
                             const PositionalDropout<Scalar>* dropout, Scalar* lse, int threads) {
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
@@ -196,8 +196,9 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
           }
           auto s_t = scores_t.topLeftCorner(cols, rows);
           // Scores of this tile, (keys, queries), masked only where the tile crosses the mask.
-          tile_gemm(cols, rows, D, scale, key_rows + k0 * D, D, Index{1}, queries_t.data(),
-                    fused_query_tile, false, scores_t.data(), fused_query_tile);
+          tile_product(bfloat16_products, cols, rows, D, scale, key_rows + k0 * D, D, Index{1},
+                       queries_t.data(), fused_query_tile, false, scores_t.data(),
+                       fused_query_tile);
           head.apply_transposed(s_t, q0, k0);
           // Online softmax update. A query that has seen only masked keys keeps m = -inf;
           // shifting it by 0 instead of -inf keeps its weights at exactly 0 rather than NaN.
@@ -221,8 +222,8 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
           }
           a.array().colwise() *= factor.transpose();
           // acc += P v, P read transposed from the (keys, queries) tile.
-          tile_gemm(rows, Dv, cols, Scalar(1), scores_t.data(), Index{1}, fused_query_tile,
-                    value_rows + k0 * Dv, Dv, true, acc.data(), Dv);
+          tile_product(bfloat16_products, rows, Dv, cols, Scalar(1), scores_t.data(), Index{1},
+                       fused_query_tile, value_rows + k0 * Dv, Dv, true, acc.data(), Dv);
           m = m_new;
         }
         // Normalise. A query that saw only masked keys still has m = -inf and l = 0: test m.
@@ -254,8 +255,9 @@ void fused_attention_backward_kernel(
     const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
-    const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
-    const Scalar* lse, [[maybe_unused]] int threads) {  // unused without OpenMP
+    bool bfloat16_products, const ScoreMasking<Scalar>& masking,
+    const PositionalDropout<Scalar>* dropout, const Scalar* lse,
+    [[maybe_unused]] int threads) {  // unused without OpenMP
   using RowArray = Eigen::Array<Scalar, 1, Eigen::Dynamic>;
   constexpr Scalar minus_inf = -std::numeric_limits<Scalar>::infinity();
   const Index T = q.shape()[Rank - 2];
@@ -332,8 +334,8 @@ void fused_attention_backward_kernel(
             auto p_t = probabilities_t.topLeftCorner(cols, rows);
             auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
             // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-            tile_gemm(cols, rows, D, scale, k_tile, D, Index{1}, queries_t.data() + q0 * D, Bq,
-                      false, probabilities_t.data(), Bq);
+            tile_product(bfloat16_products, cols, rows, D, scale, k_tile, D, Index{1},
+                         queries_t.data() + q0 * D, Bq, false, probabilities_t.data(), Bq);
             head.apply_transposed(p_t, q0, k0);
             for (Index j = 0; j < cols; ++j)
               exp_shifted_inplace(p_t.row(j), shift.segment(q0, rows));
@@ -349,10 +351,10 @@ void fused_attention_backward_kernel(
               weights_t = dropped_t.data();
             }
             // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
-            tile_gemm(cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1}, grads.data() + q0 * Dv,
-                      Dv, true, dv.data(), Dv);
-            tile_gemm(cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1}, grads_t.data() + q0 * Dv, Bq,
-                      false, grad_scores_t.data(), Bq);
+            tile_product(bfloat16_products, cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1},
+                         grads.data() + q0 * Dv, Dv, true, dv.data(), Dv);
+            tile_product(bfloat16_products, cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1},
+                         grads_t.data() + q0 * Dv, Bq, false, grad_scores_t.data(), Bq);
             // 4. P' = P M          ->  dP = dP' M
             if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
             // 3. P = softmax(S)   ->  dS = P (dP - rowsum(dout * out))
@@ -361,10 +363,10 @@ void fused_attention_backward_kernel(
                   p_t.row(j).array() * (ds_t.row(j).array() - row_dot.segment(q0, rows));
             }
             // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
-            tile_gemm(rows, D, cols, scale, grad_scores_t.data(), Index{1}, Bq, k_tile, D, true,
-                      dq.data() + q0 * D, D);
-            tile_gemm(cols, D, rows, scale, grad_scores_t.data(), Bq, Index{1},
-                      queries.data() + q0 * D, D, true, dk.data(), D);
+            tile_product(bfloat16_products, rows, D, cols, scale, grad_scores_t.data(), Index{1},
+                         Bq, k_tile, D, true, dq.data() + q0 * D, D);
+            tile_product(bfloat16_products, cols, D, rows, scale, grad_scores_t.data(), Bq,
+                         Index{1}, queries.data() + q0 * D, D, true, dk.data(), D);
           }
           if (g == 0) {
             dK.middleRows(k0, cols) = dk.topRows(cols);
@@ -386,12 +388,14 @@ template <typename Scalar, int Rank>
 void fused_attention(const TensorView<const Scalar, Rank>& q,
                      const TensorView<const Scalar, Rank>& k,
                      const TensorView<const Scalar, Rank>& v, const TensorView<Scalar, Rank>& out,
-                     Scalar scale, const ScoreMasking<Scalar>& masking,
+                     Scalar scale, bool bfloat16_products, const ScoreMasking<Scalar>& masking,
                      const PositionalDropout<Scalar>* dropout, Scalar* lse) {
   if constexpr (compiled_kernels && Rank == 4) {  // the program compiles no body of its own
-    dispatched<Scalar>().fused_attention(q, k, v, out, scale, masking, dropout, lse, num_threads());
+    dispatched<Scalar>().fused_attention(q, k, v, out, scale, bfloat16_products, masking, dropout,
+                                         lse, num_threads());
   } else {
-    fused_attention_kernel(q, k, v, out, scale, masking, dropout, lse, num_threads());
+    fused_attention_kernel(q, k, v, out, scale, bfloat16_products, masking, dropout, lse,
+                           num_threads());
   }
 }
 
@@ -402,14 +406,15 @@ void fused_attention_backward(
     const TensorView<const Scalar, Rank>& v, const TensorView<const Scalar, Rank>& out,
     const TensorView<const Scalar, Rank>& grad_out, const TensorView<Scalar, Rank>& grad_q,
     const TensorView<Scalar, Rank>& grad_k, const TensorView<Scalar, Rank>& grad_v, Scalar scale,
-    const ScoreMasking<Scalar>& masking, const PositionalDropout<Scalar>* dropout,
-    const Scalar* lse) {
+    bool bfloat16_products, const ScoreMasking<Scalar>& masking,
+    const PositionalDropout<Scalar>* dropout, const Scalar* lse) {
   if constexpr (compiled_kernels && Rank == 4) {
     dispatched<Scalar>().fused_attention_backward(q, k, v, out, grad_out, grad_q, grad_k, grad_v,
-                                                  scale, masking, dropout, lse, num_threads());
+                                                  scale, bfloat16_products, masking, dropout, lse,
+                                                  num_threads());
   } else {
-    fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale, masking,
-                                    dropout, lse, num_threads());
+    fused_attention_backward_kernel(q, k, v, out, grad_out, grad_q, grad_k, grad_v, scale,
+                                    bfloat16_products, masking, dropout, lse, num_threads());
   }
 }
 

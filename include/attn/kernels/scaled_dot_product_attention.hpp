@@ -24,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "attn/autocast.hpp"
 #include "attn/config.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/dropout.hpp"
@@ -62,6 +63,12 @@ struct AttentionOptions {
   /// Draws the dropout mask; required when training with dropout > 0.
   Generator* generator = nullptr;
   AttentionPath path = AttentionPath::automatic;
+  /// The arithmetic of the fused kernel's products, QK^T and PV (and the backward's): Scalar,
+  /// or bfloat16 as torch.autocast's (operands rounded to bfloat16, sums in float; vdpbf16ps on
+  /// an AVX512_BF16 CPU). The softmax, its sums and the output stay Scalar, and a single query
+  /// (decoding) multiplies in Scalar. The default is the calling thread's Autocast scope
+  /// (attn/autocast.hpp), so layers follow it. The reference path always computes in Scalar.
+  Compute compute = autocast_compute();
 };
 
 /// What a training forward keeps so that scaled_dot_product_attention_backward can run:
@@ -71,6 +78,7 @@ struct AttentionOptions {
 template <typename Scalar>
 struct AttentionCache {
   bool fused = false;
+  bool bfloat16_products = false;  ///< fused path: the forward's products were bfloat16's
   Scalar scale = Scalar(1);
   Scalar dropout = Scalar(0);  ///< the dropout that was applied (0 when none)
   std::vector<Scalar> log_sum_exp;
@@ -266,6 +274,7 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
   }
   if (cache != nullptr) {
     cache->fused = fused;
+    cache->bfloat16_products = options.compute == Compute::bfloat16;
     cache->scale = scale;
     cache->dropout = apply_dropout ? options.dropout : Scalar(0);
     cache->dropout_seed = dropout_seed;
@@ -280,8 +289,8 @@ void scaled_dot_product_attention(const detail::ConstView<Scalar, Rank>& q,
       detail::score_masking(as_kernel_rank(q), options.mask, options.additive_mask);
   if (fused) {
     detail::fused_attention(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
-                            as_kernel_rank(out), scale, masking,
-                            positional ? &*positional : nullptr,
+                            as_kernel_rank(out), scale, options.compute == Compute::bfloat16,
+                            masking, positional ? &*positional : nullptr,
                             cache != nullptr ? cache->log_sum_exp.data() : nullptr);
   } else {
     const auto weights_view = as_kernel_rank(weights);
@@ -347,11 +356,11 @@ void scaled_dot_product_attention_backward(
     }
     std::optional<detail::PositionalDropout<Scalar>> positional;
     if (cache.dropout > Scalar(0)) positional.emplace(cache.dropout, cache.dropout_seed);
-    detail::fused_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),
-                                     as_kernel_rank(out), as_kernel_rank(grad_out),
-                                     as_kernel_rank(grad_q), as_kernel_rank(grad_k),
-                                     as_kernel_rank(grad_v), cache.scale, masking,
-                                     positional ? &*positional : nullptr, cache.log_sum_exp.data());
+    detail::fused_attention_backward(
+        as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v), as_kernel_rank(out),
+        as_kernel_rank(grad_out), as_kernel_rank(grad_q), as_kernel_rank(grad_k),
+        as_kernel_rank(grad_v), cache.scale, cache.bfloat16_products, masking,
+        positional ? &*positional : nullptr, cache.log_sum_exp.data());
   } else {
     Generator replay = cache.dropout_replay;
     detail::reference_attention_backward(as_kernel_rank(q), as_kernel_rank(k), as_kernel_rank(v),

@@ -3,9 +3,11 @@
 #ifndef ATTN_LAYERS_EMBEDDING_HPP
 #define ATTN_LAYERS_EMBEDDING_HPP
 
+#include <algorithm>
 #include <string>
 
 #include "attn/config.hpp"
+#include "attn/layers/detail/stored_weight.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/gradient.hpp"
@@ -24,17 +26,35 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
+  /// Stores the table as `format` (WeightFormat::bfloat16: rounded as drawn, never held in
+  /// Scalar when embedding_dim is a multiple of 16; otherwise drawn whole, then rounded).
   /// @throws std::invalid_argument if a size is not positive.
-  Embedding(Index num_embeddings, Index embedding_dim, GeneratorRef generator = Generator())
-      : weight_(validated(num_embeddings, embedding_dim)), weight_grad_(weight_.shape()) {
-    generator.get().normal_fill(weight_.data(), weight_.numel());
+  Embedding(Index num_embeddings, Index embedding_dim, GeneratorRef generator = Generator(),
+            WeightFormat format = WeightFormat::scalar)
+      : weight_(validated(num_embeddings, embedding_dim), format), weight_grad_(weight_.shape()) {
+    Generator& draws = generator.get();
+    if (format == WeightFormat::bfloat16 && embedding_dim % 16 == 0) {
+      // torch.randn draws all uniforms, then transforms blocks of 16: row by row is the same.
+      weight_.refill(format, [&](Index, Scalar* row) { draws.normal_fill(row, embedding_dim); });
+      return;
+    }
+    Tensor<Scalar, 2>& table = weight_.mutable_scalar();
+    draws.normal_fill(table.data(), table.numel());
+    weight_.set_format(format);
   }
 
-  Index num_embeddings() const { return weight_.size(0); }
-  Index embedding_dim() const { return weight_.size(1); }
-  Tensor<Scalar, 2>& weight() { return weight_; }
-  const Tensor<Scalar, 2>& weight() const { return weight_; }
+  Index num_embeddings() const { return weight_.shape()[0]; }
+  Index embedding_dim() const { return weight_.shape()[1]; }
+  /// The table, for changing it: the layer returns to WeightFormat::scalar (as Linear::weight).
+  Tensor<Scalar, 2>& weight() { return weight_.mutable_scalar(); }
+  /// The table as Scalar; with WeightFormat::bfloat16, widened at the first call and kept.
+  const Tensor<Scalar, 2>& weight() const { return weight_.scalar(); }
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_.get(); }
+
+  /// Stores the table as `format`, as Linear::set_weight_format: WeightFormat::bfloat16 rounds
+  /// it and keeps 2 bytes a value only; lookups widen the rows they return.
+  void set_weight_format(WeightFormat format) { weight_.set_format(format); }
+  WeightFormat weight_format() const { return weight_.format(); }
 
   /// This layer behaves the same in training and eval mode; these exist so that code switching
   /// every layer of a model need not know which ones have a mode.
@@ -46,11 +66,16 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids) const {
     check(ids);
     auto out = Tensor<Scalar, 3>::uninitialized({ids.size(0), ids.size(1), embedding_dim()});
-    const auto table = as_matrix(weight_.view());
-    auto rows = as_matrix(reshape<2>(out.view(), Shape<2>{-1, embedding_dim()}));
-    Index r = 0;
+    Scalar* row = out.data();
     for (Index b = 0; b < ids.size(0); ++b) {
-      for (Index t = 0; t < ids.size(1); ++t) rows.row(r++) = table.row(ids(b, t));
+      for (Index t = 0; t < ids.size(1); ++t, row += embedding_dim()) {
+        if (weight_.format() == WeightFormat::bfloat16) {
+          weight_.packed().row(ids(b, t), row);
+        } else {
+          const Scalar* source = weight_.scalar().data() + ids(b, t) * embedding_dim();
+          std::copy(source, source + embedding_dim(), row);
+        }
+      }
     }
     return out;
   }
@@ -82,7 +107,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   ///         num_embeddings.
   void add_positions(const TensorView<Scalar, 3>& x, Index first = 0) const {
     check_positions("Embedding::add_positions", x.shape(), first);
-    const auto rows = as_matrix(weight_.view()).middleRows(first, x.size(1));
+    const auto rows = as_matrix(weight_.scalar().view()).middleRows(first, x.size(1));
     for (Index b = 0; b < x.size(0); ++b) as_matrix(select(x, 0, b)) += rows;
   }
 
@@ -102,7 +127,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
     visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
-                          self.weight_.data(), self.weight_grad_));
+                          self.weight().data(), self.weight_grad_));
   }
 
   static Shape<2> validated(Index num_embeddings, Index embedding_dim) {
@@ -134,7 +159,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
     }
   }
 
-  Tensor<Scalar, 2> weight_;
+  detail::StoredWeight<Scalar> weight_;
   Gradient<Scalar, 2> weight_grad_;
 };
 

@@ -8,9 +8,11 @@
 #include <string>
 #include <type_traits>
 
+#include "attn/autocast.hpp"
 #include "attn/config.hpp"
 #include "attn/kernels/detail/bfloat16_matrix.hpp"
 #include "attn/kernels/detail/gemm.hpp"
+#include "attn/layers/detail/stored_weight.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/gradient.hpp"
@@ -22,43 +24,42 @@
 
 namespace attn {
 
-/// How a layer stores its weights for inference. `scalar`: as its Scalar (float or double).
-/// `bfloat16`: each weight rounded to bfloat16 (as PyTorch's `.to(torch.bfloat16)` rounds it)
-/// and kept a second time in 2 bytes, which the products of a few rows read (decoding a token:
-/// half the memory traffic of float); activations, biases and sums stay in Scalar.
-enum class WeightFormat { scalar, bfloat16 };
-
 /// A fully connected layer with PyTorch's layout and initialisation.
 ///
 /// `weight` is (out_features, in_features), as nn.Linear stores it, so a PyTorch state_dict
 /// loads unchanged. Initialisation matches nn.Linear's: weight, then bias, each drawn
 /// U(-1/sqrt(in_features), 1/sqrt(in_features)) in row-major order from the generator.
+///
+/// Products: float (or double) throughout by default; under Autocast(Compute::bfloat16)
+/// (attn/autocast.hpp) input and weight are rounded to bfloat16 and multiplied with float sums,
+/// in forward and backward. WeightFormat::bfloat16 keeps the weight in 2 bytes only.
 template <typename ScalarType>
 class Linear : public StateVisitable<Linear<ScalarType>> {
  public:
   using Scalar = ScalarType;
 
-  /// Initialises from `generator` (a fresh Generator with PyTorch's default seed if omitted).
+  /// Initialises from `generator` (a fresh Generator with PyTorch's default seed if omitted),
+  /// storing the weight as `format`: a bfloat16 weight is rounded row by row as it is drawn,
+  /// never held in Scalar (a GPT-2 head: 77 MB instead of 154 + 77 at once).
   /// @throws std::invalid_argument if a feature count is not positive.
   Linear(Index in_features, Index out_features, bool bias = true,
-         GeneratorRef generator = Generator())
-      : Linear(in_features, out_features, bias, ZeroInit{}) {
-    reset_parameters(generator.get());
+         GeneratorRef generator = Generator(), WeightFormat format = WeightFormat::scalar)
+      : Linear(in_features, out_features, bias, format) {
+    reset_parameters(generator.get(), format);
   }
 
   /// A layer with all-zero parameters, for callers that initialise or load them themselves.
   static Linear zeros(Index in_features, Index out_features, bool bias = true) {
-    return Linear(in_features, out_features, bias, ZeroInit{});
+    return Linear(in_features, out_features, bias, WeightFormat::scalar);
   }
 
   /// Redraws weight, then bias, from U(-1/sqrt(in_features), 1/sqrt(in_features)), as
-  /// nn.Linear.reset_parameters does.
-  void reset_parameters(Generator& generator) {
-    weight_bf16_ = {};
+  /// nn.Linear.reset_parameters does, storing the weight as `format`.
+  void reset_parameters(Generator& generator, WeightFormat format = WeightFormat::scalar) {
     const Scalar bound = init_bound(in_features_);
-    for (Index i = 0; i < weight_.numel(); ++i) {
-      weight_.data()[i] = generator.uniform<Scalar>(-bound, bound);
-    }
+    weight_.refill(format, [&](Index /*row*/, Scalar* row) {
+      for (Index c = 0; c < in_features_; ++c) row[c] = generator.uniform<Scalar>(-bound, bound);
+    });
     for (Index i = 0; i < bias_.numel(); ++i) {
       bias_.data()[i] = generator.uniform<Scalar>(-bound, bound);
     }
@@ -77,16 +78,14 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Index in_features() const { return in_features_; }
   Index out_features() const { return out_features_; }
   bool has_bias() const { return has_bias_; }
-  /// The weight, for changing it: the layer returns to WeightFormat::scalar (its bfloat16 copy
-  /// is dropped, so it cannot disagree with the weight), as with every other way of changing
-  /// the weight: reset_parameters, load_state_dict, an optimiser's step, any mutable
-  /// visit_state. (A reference or view kept from before set_weight_format and written through
-  /// afterwards bypasses this: take it again, or call set_weight_format again after writing.)
-  Tensor<Scalar, 2>& weight() {
-    weight_bf16_ = {};
-    return weight_;
-  }
-  const Tensor<Scalar, 2>& weight() const { return weight_; }
+  /// The weight, for changing it: the layer returns to WeightFormat::scalar (the weight is
+  /// widened from its bfloat16 copy, which is dropped so that it cannot disagree), as with every
+  /// other way of changing the weight: load_state_dict, an optimiser's step, any mutable
+  /// visit_state. (set_weight_format(bfloat16) frees the Scalar weight: take references again
+  /// after it.)
+  Tensor<Scalar, 2>& weight() { return weight_.mutable_scalar(); }
+  /// The weight as Scalar; with WeightFormat::bfloat16, widened at the first call and kept.
+  const Tensor<Scalar, 2>& weight() const { return weight_.scalar(); }
   Tensor<Scalar, 1>& bias() { return bias_; }
   const Tensor<Scalar, 1>& bias() const { return bias_; }
 
@@ -128,29 +127,12 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
     return project_backward<Rank>(x, grad_y);
   }
 
-  /// WeightFormat::bfloat16 rounds every weight to bfloat16, in place, and keeps the rounded
-  /// weights a second time in 2 bytes each, which forward reads for inputs of at most
-  /// bfloat16_max_rows rows (decoding): the same values as the rounded Scalar weights larger
-  /// inputs multiply with, so both give the same result up to the order of the sums.
-  /// WeightFormat::scalar drops the 2-byte copy; the weights stay rounded.
-  void set_weight_format(WeightFormat format) {
-    if (format == WeightFormat::scalar) {
-      weight_bf16_ = {};
-      return;
-    }
-    for (Index i = 0; i < weight_.numel(); ++i) {
-      weight_.data()[i] = round_to_bfloat16(weight_.data()[i]);
-    }
-    weight_bf16_ =
-        detail::BFloat16Matrix(weight_.data(), out_features_, in_features_, in_features_);
-  }
-  WeightFormat weight_format() const {
-    return weight_bf16_.empty() ? WeightFormat::scalar : WeightFormat::bfloat16;
-  }
-  /// With WeightFormat::bfloat16, inputs of up to this many rows read the 2-byte weights: each
-  /// weight is then used a few times only and the product streams memory; larger ones are
-  /// matrix products that reuse every weight and run at the arithmetic's speed.
-  static constexpr Index bfloat16_max_rows = 8;
+  /// WeightFormat::bfloat16 rounds every weight to bfloat16 and keeps it in 2 bytes only (the
+  /// Scalar weight is freed); forward multiplies inputs of any size with those weights, in
+  /// Scalar arithmetic (exactly the rounded weights' products) or, under Autocast, bfloat16's.
+  /// WeightFormat::scalar widens the weights back; they stay rounded.
+  void set_weight_format(WeightFormat format) { weight_.set_format(format); }
+  WeightFormat weight_format() const { return weight_.format(); }
 
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_.get(); }
   const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_.get(); }
@@ -170,21 +152,21 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   // Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
-    if constexpr (!std::is_const_v<Self>) self.weight_bf16_ = {};  // the weight may change
+    // A mutable visit may change the weight: weight() returns the layer to scalar format.
     visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
-                          self.weight_.data(), self.weight_grad_));
+                          self.weight().data(), self.weight_grad_));
     if (self.has_bias_) {
       visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
                             self.bias_grad_));
     }
   }
 
-  struct ZeroInit {};
-  Linear(Index in_features, Index out_features, bool bias, ZeroInit)
+  // Zeros, stored as `format`.
+  Linear(Index in_features, Index out_features, bool bias, WeightFormat format)
       : in_features_(validated(in_features, "in_features")),
         out_features_(validated(out_features, "out_features")),
         has_bias_(bias),
-        weight_({out_features, in_features}),
+        weight_({out_features, in_features}, format),
         bias_({bias ? out_features : 0}),
         weight_grad_(weight_.shape()),
         bias_grad_(bias_.shape()) {}
@@ -244,11 +226,10 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Index in_features_;
   Index out_features_;
   bool has_bias_;
-  Tensor<Scalar, 2> weight_;
+  detail::StoredWeight<Scalar> weight_;
   Tensor<Scalar, 1> bias_;
   Gradient<Scalar, 2> weight_grad_;
   Gradient<Scalar, 1> bias_grad_;
-  detail::BFloat16Matrix weight_bf16_;  // empty unless WeightFormat::bfloat16
 };
 
 template <typename ScalarType>
@@ -261,14 +242,22 @@ void Linear<ScalarType>::project(const TensorView<const Scalar, Rank>& x,
   detail::require_shape("Linear", "output", y.shape(), expected);
   // The GEMM reads x by rows: a transposed or otherwise unmappable view is copied once.
   if (!rows_mappable(x)) return project<Rank>(Tensor<Scalar, Rank>(x).view(), y);
+  // bfloat16 weights: stored so, or rounded now for autocast's arithmetic.
+  const bool bfloat16_compute = autocast_compute() == Compute::bfloat16;
+  std::optional<detail::BFloat16Matrix> rounded;
+  if (bfloat16_compute && weight_.format() == WeightFormat::scalar) {
+    rounded.emplace(TensorView<const Scalar, 2>(weight_.scalar().view()));
+  }
+  const detail::BFloat16Matrix& packed = rounded ? *rounded : weight_.packed();
   for_each_row_block(x, y, [&](auto X, auto Y) {
-    // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
-    if (!weight_bf16_.empty() && X.rows() <= bfloat16_max_rows) {
-      weight_bf16_.multiply(X.rows(), X.data(), X.outerStride(), Y.data(), Y.outerStride());
+    if (!packed.empty()) {
+      const TensorView<const Scalar, 2> rows(X.data(), {X.rows(), X.cols()}, {X.outerStride(), 1});
+      packed.multiply(rows, Y.data(), Y.outerStride(), false, bfloat16_compute);
     } else {
+      // Y = X W^T: W is (out, in) row-major, the "transposed B" layout of detail::gemm.
       detail::parallel_gemm<false, true>(X.rows(), out_features_, in_features_, Scalar(1), X.data(),
-                                         X.outerStride(), weight_.data(), in_features_, Scalar(0),
-                                         Y.data(), Y.outerStride());
+                                         X.outerStride(), weight_.scalar().data(), in_features_,
+                                         Scalar(0), Y.data(), Y.outerStride());
     }
     if (has_bias_) {
       const auto bias = as_vector(bias_.view()).transpose();
@@ -298,9 +287,19 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
   auto grad_x = Tensor<Scalar, Rank>::uninitialized(x.shape());
   if (rows == 0) return grad_x;
   // y = x W^T + b   ->   dW += dy^T x,  db += rowsum(dy),  dx = dy W
-  detail::parallel_gemm<true, false>(out_features_, in_features_, rows, Scalar(1), dY.data(),
-                                     out_features_, X.data(), in_features_, Scalar(1),
-                                     weight_grad_.get().data(), in_features_);
+  const bool bfloat16_compute = autocast_compute() == Compute::bfloat16;
+  const Scalar* weight = weight_.scalar().data();
+  if (bfloat16_compute) {  // dW (out, in) += dY^T (out, rows) [X^T (in, rows)]^T, rounded
+    const detail::BFloat16Matrix x_columns(
+        TensorView<const Scalar, 2>(X.data(), {in_features_, rows}, {1, in_features_}));
+    x_columns.multiply(
+        TensorView<const Scalar, 2>(dY.data(), {out_features_, rows}, {1, out_features_}),
+        weight_grad_.get().data(), in_features_, true, true);
+  } else {
+    detail::parallel_gemm<true, false>(out_features_, in_features_, rows, Scalar(1), dY.data(),
+                                       out_features_, X.data(), in_features_, Scalar(1),
+                                       weight_grad_.get().data(), in_features_);
+  }
   if (has_bias_) {
     // Partial column sums per thread block, added in block order: the same result every run.
     const Eigen::Map<const RowMatrix<Scalar>> grads(dY.data(), rows, out_features_);
@@ -312,9 +311,17 @@ Tensor<ScalarType, Rank> Linear<ScalarType>::project_backward(
         });
     as_vector(bias_grad_.get().view()) += partials.colwise().sum().transpose();
   }
-  detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),
-                                      out_features_, weight_.data(), in_features_, Scalar(0),
-                                      grad_x.data(), in_features_);
+  if (bfloat16_compute) {  // dX (rows, in) = dY (rows, out) [W^T (in, out)]^T, rounded
+    const detail::BFloat16Matrix weight_columns(
+        TensorView<const Scalar, 2>(weight, {in_features_, out_features_}, {1, in_features_}));
+    weight_columns.multiply(
+        TensorView<const Scalar, 2>(dY.data(), {rows, out_features_}, {out_features_, 1}),
+        grad_x.data(), in_features_, false, true);
+  } else {
+    detail::parallel_gemm<false, false>(rows, in_features_, out_features_, Scalar(1), dY.data(),
+                                        out_features_, weight, in_features_, Scalar(0),
+                                        grad_x.data(), in_features_);
+  }
   return grad_x;
 }
 

@@ -105,16 +105,25 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   using Config = GPTConfig;
   using Block = TransformerBlock<Scalar>;
 
+  /// Stores tok_emb, the blocks' projections and out_head as `format` (set_weight_format) from
+  /// the start: with WeightFormat::bfloat16 each block is rounded as soon as it is drawn and the
+  /// embedding and head are rounded row by row, so the model never holds its Scalar weights
+  /// (GPT-2 124M: ~330 MB at its peak instead of 650 + 330). Same draws, same rounded weights as
+  /// set_weight_format after the Scalar constructor.
   /// @throws std::invalid_argument for a non-positive size, emb_dim not divisible by n_heads,
   ///         or a drop_rate outside [0, 1).
-  explicit GPTModel(const Config& config, GeneratorRef generator = Generator())
+  explicit GPTModel(const Config& config, GeneratorRef generator = Generator(),
+                    WeightFormat format = WeightFormat::scalar)
       : config_(validated(config)),
-        tok_emb_(config.vocab_size, config.emb_dim, generator),
+        tok_emb_(config.vocab_size, config.emb_dim, generator, format),
         pos_emb_(config.context_length, config.emb_dim, generator),
-        trf_blocks_(make_blocks(config, generator.get())),
+        trf_blocks_(make_blocks(config, generator.get(), format)),
         final_norm_(config.emb_dim),
-        out_head_(config.emb_dim, config.vocab_size, false, generator),
-        dropout_generator_(generator.get()) {}
+        out_head_(config.emb_dim, config.vocab_size, false, generator, format),
+        dropout_generator_(generator.get()) {
+    // Scalar weights a block held before rounding went to the buffer pool: give them back.
+    if (format != WeightFormat::scalar) release_buffer_pool();
+  }
 
   const Config& config() const { return config_; }
   Embedding<Scalar>& tok_emb() { return tok_emb_; }
@@ -135,14 +144,17 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   }
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  /// Stores every block's projections and out_head as `format` (Linear::set_weight_format):
-  /// WeightFormat::bfloat16 rounds those weights to bfloat16 and lets each decoding step read 2
-  /// bytes a weight instead of 4 (a step reads all of them once: memory bandwidth bounds it).
-  /// The embeddings and LayerNorms stay in Scalar. Changing a weight afterwards returns that
-  /// layer to WeightFormat::scalar.
+  /// Stores tok_emb, every block's projections and out_head as `format`
+  /// (Linear::set_weight_format): WeightFormat::bfloat16 rounds those weights to bfloat16 and
+  /// keeps 2 bytes a weight only, so each decoding step reads half the bytes (a step reads all
+  /// of them once: memory bandwidth bounds it) and the model needs half the memory; the freed
+  /// Scalar weights are returned to the system (release_buffer_pool). pos_emb and the LayerNorms
+  /// stay in Scalar. Changing a weight afterwards returns that layer to WeightFormat::scalar.
   void set_weight_format(WeightFormat format) {
+    tok_emb_.set_weight_format(format);
     for (auto& block : trf_blocks_) block.set_weight_format(format);
     out_head_.set_weight_format(format);
+    if (format != WeightFormat::scalar) release_buffer_pool();
   }
   /// Every dropout of the model draws from this generator (see the class comment); reseed it
   /// for reproducible runs (not while a forward runs).
@@ -276,11 +288,14 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
             config.qkv_bias};
   }
 
-  static std::vector<Block> make_blocks(const Config& config, Generator& generator) {
+  static std::vector<Block> make_blocks(const Config& config, Generator& generator,
+                                        WeightFormat format) {
     std::vector<Block> blocks;
     blocks.reserve(static_cast<std::size_t>(config.n_layers));
-    for (Index l = 0; l < config.n_layers; ++l)
+    for (Index l = 0; l < config.n_layers; ++l) {
       blocks.emplace_back(block_config(config), generator);
+      blocks.back().set_weight_format(format);
+    }
     return blocks;
   }
 

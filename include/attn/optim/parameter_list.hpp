@@ -29,8 +29,10 @@ class ParameterList {
   /// @throws std::invalid_argument if a name is registered twice.
   template <typename Layer>
   void add(Layer& layer, const std::string& prefix) {
+    std::size_t count = 0;
     layer.visit_state([&](const StateEntry<Scalar>& entry) {
       if (entry.kind != StateKind::parameter) return;
+      ++count;
       const std::string name = prefix + entry.name;
       for (const auto& slot : slots_) {
         if (slot.name == name) {
@@ -40,14 +42,25 @@ class ParameterList {
       slots_.push_back({name, entry.data, entry.grad.get(), entry.numel()});  // allocates it
     });
     // The optimiser writes the parameters through the pointers above, without the layer: before
-    // each step the layer is visited mutably again, as any change of its state is, so what it
-    // derives from its weights (Linear's bfloat16 copy) is dropped, not left stale.
-    layers_.emplace_back([&layer] { layer.visit_state([](const StateEntry<Scalar>&) {}); });
+    // each step the layer is visited mutably again, as any change of its state is, so that it
+    // returns to Scalar weights (a layer switched to WeightFormat::bfloat16 since holds none:
+    // they are widened anew), and the pointers are taken again, in the same order.
+    const std::size_t first = slots_.size() - count;
+    layers_.emplace_back([&layer, first](std::vector<ParameterSlot<Scalar>>& slots) {
+      std::size_t n = first;
+      layer.visit_state([&](const StateEntry<Scalar>& entry) {
+        if (entry.kind != StateKind::parameter) return;
+        slots[n].data = entry.data;
+        slots[n].grad = entry.grad.get();
+        ++n;
+      });
+    });
   }
 
-  /// Tells every layer added that its parameters are about to change (call before updating).
-  void before_update() const {
-    for (const auto& layer : layers_) layer();
+  /// Tells every layer added that its parameters are about to change (call before updating),
+  /// and takes their current addresses.
+  void before_update() {
+    for (const auto& layer : layers_) layer(slots_);
   }
 
   std::size_t size() const { return slots_.size(); }
@@ -59,7 +72,7 @@ class ParameterList {
 
  private:
   std::vector<ParameterSlot<Scalar>> slots_;
-  std::vector<std::function<void()>> layers_;
+  std::vector<std::function<void(std::vector<ParameterSlot<Scalar>>&)>> layers_;
 };
 
 /// @throws std::invalid_argument "<who>: <name> (<value>) must be finite and non-negative".

@@ -1,136 +1,337 @@
-// attn/kernels/detail/bfloat16_matrix.hpp: a weight matrix stored in bfloat16, packed for the
-// products that read each weight once (decoding a token): 2 bytes a weight instead of 4, so
-// half the time the memory bandwidth sets.
+// attn/kernels/detail/bfloat16_matrix.hpp: a weight matrix stored in bfloat16 only, and the
+// products Y = X W^T over it for any number of rows of X: 2 bytes a weight instead of 4, so a
+// decoding step (each weight read once) takes half the time memory bandwidth sets, and a model
+// held this way needs half the memory.
+//
+// Two arithmetics, one layout:
+// - float (or double) activations times the bfloat16 weights, widened exactly: the product of
+//   the rounded weights, summed in Scalar, whatever the CPU;
+// - bfloat16 activations (`round_activations`, torch.autocast's arithmetic): each x rounded to
+//   bfloat16 too, the products summed in float. On a CPU with AVX512_BF16 this runs on
+//   `vdpbf16ps` (32 products an instruction, twice float FMA's rate); elsewhere the same rounded
+//   values go through the float arithmetic above: the same products, summed in another order.
 #ifndef ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
 #define ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "attn/config.hpp"
+#include "attn/kernels/detail/bfloat16_dot.hpp"
 #include "attn/kernels/detail/dispatch.hpp"
+#include "attn/kernels/detail/gemm.hpp"
 #include "attn/tensor/bfloat16.hpp"
 #include "attn/tensor/tensor.hpp"
+#include "attn/tensor/tensor_view.hpp"
 #include "attn/threads.hpp"
 
 namespace attn::detail {
 
-/// The layout of a BFloat16Matrix (below): rows in groups of 4, the last group padded with zero
-/// rows; columns in chunks of 32, the last chunk padded with zeros; a group stores chunk 0 of its
-/// four rows one after another, then chunk 1 of the four, and so on.
+/// The layout of a BFloat16Matrix W (rows, cols): rows in panels of 32 (the last padded with zero
+/// rows); inside a panel, the columns in pairs (the last padded with a zero column when cols is
+/// odd), pair p holding W(r, 2p) and W(r, 2p + 1) of each of the panel's 32 rows r in turn. One
+/// pair of a row is one 32-bit word, so a 512-bit load holds two columns of 16 rows: what
+/// `vdpbf16ps` multiplies with a broadcast pair of x, and, split into its low and high halves,
+/// two vectors of floats for an FMA.
 struct BFloat16Packing {
-  static constexpr Index group_rows = 4;
-  static constexpr Index chunk_cols = 32;
+  static constexpr Index panel_rows = 32;
   Index rows, cols;
 
-  Index groups() const { return (rows + group_rows - 1) / group_rows; }
-  Index chunks() const { return (cols + chunk_cols - 1) / chunk_cols; }
-  Index size() const { return groups() * chunks() * group_rows * chunk_cols; }
+  Index panels() const { return (rows + panel_rows - 1) / panel_rows; }
+  Index pairs() const { return (cols + 1) / 2; }
+  Index panel_size() const { return pairs() * panel_rows * 2; }
+  Index size() const { return panels() * panel_size(); }
   Index offset(Index r, Index c) const {
-    const Index group = r / group_rows, chunk = c / chunk_cols;
-    return ((group * chunks() + chunk) * group_rows + r % group_rows) * chunk_cols + c % chunk_cols;
+    return (r / panel_rows) * panel_size() + ((c / 2) * panel_rows + r % panel_rows) * 2 + c % 2;
   }
+  /// Rows of W in panel `panel` (32 but in the last).
+  Index panel_outputs(Index panel) const { return std::min(panel_rows, rows - panel * panel_rows); }
 };
 
-/// y[r] = W(r, :) x for the (up to) 4 rows r of group g of the packed W.
+/// y[j] (+)= sum_c W(32 panel + j, c) x[c] for the rows j < outputs of one panel, summed in
+/// Scalar. The even and odd columns keep separate sums, 2 x 32 independent chains the compiler
+/// turns into vector FMAs (AVX-512: 4 registers) after splitting each 32-bit pair into the two
+/// floats it holds: its low half shifted up, its high half masked.
 template <typename Scalar>
-void bfloat16_group_product(const BFloat16Packing& packing, const std::uint16_t* packed, Index g,
-                            const Scalar* x, Scalar* y) {
-  constexpr Index group_rows = BFloat16Packing::group_rows,
-                  chunk_cols = BFloat16Packing::chunk_cols;
-  Scalar sums[group_rows][chunk_cols] = {};
-  const std::uint16_t* w = packed + g * packing.chunks() * group_rows * chunk_cols;
-  const Index full_chunks = packing.cols / chunk_cols;
-  for (Index chunk = 0; chunk < full_chunks; ++chunk, w += group_rows * chunk_cols) {
-    const Scalar* xc = x + chunk * chunk_cols;
-    for (Index q = 0; q < group_rows; ++q) {
-      for (Index t = 0; t < chunk_cols; ++t) {
-        sums[q][t] += static_cast<Scalar>(bfloat16_to_float(w[q * chunk_cols + t])) * xc[t];
-      }
+void bfloat16_panel_row(const BFloat16Packing& packing, const std::uint16_t* panel, const Scalar* x,
+                        Scalar* y, Index outputs, bool accumulate) {
+  constexpr Index n = BFloat16Packing::panel_rows;
+  Scalar even[n] = {}, odd[n] = {};
+  const Index full_pairs = packing.cols / 2;
+  for (Index p = 0; p < full_pairs; ++p) {
+    const Scalar x0 = x[2 * p], x1 = x[2 * p + 1];
+    const std::uint16_t* w = panel + p * 2 * n;
+    for (Index j = 0; j < n; ++j) {
+      std::uint32_t pair = 0;
+      std::memcpy(&pair, w + 2 * j, sizeof pair);
+      even[j] += static_cast<Scalar>(float_from_bits(pair << 16)) * x0;
+      odd[j] += static_cast<Scalar>(float_from_bits(pair & 0xFFFF0000u)) * x1;
     }
   }
-  if (full_chunks < packing.chunks()) {  // the last, partial chunk: x ends at cols
-    const Scalar* xc = x + full_chunks * chunk_cols;
-    const Index tail = packing.cols - full_chunks * chunk_cols;
-    for (Index q = 0; q < group_rows; ++q) {
-      for (Index t = 0; t < tail; ++t) {
-        sums[q][t] += static_cast<Scalar>(bfloat16_to_float(w[q * chunk_cols + t])) * xc[t];
-      }
-    }
+  if (full_pairs < packing.pairs()) {  // an odd column count: the last pair's second is padding
+    const Scalar x0 = x[2 * full_pairs];
+    const std::uint16_t* w = panel + full_pairs * 2 * n;
+    for (Index j = 0; j < n; ++j) even[j] += static_cast<Scalar>(bfloat16_to_float(w[2 * j])) * x0;
   }
-  for (Index q = 0; q < group_rows && g * group_rows + q < packing.rows; ++q) {
-    Scalar sum = 0;
-    for (Index t = 0; t < chunk_cols; ++t) sum += sums[q][t];
-    y[g * group_rows + q] = sum;
+  for (Index j = 0; j < outputs; ++j) {
+    y[j] = (accumulate ? y[j] : Scalar(0)) + (even[j] + odd[j]);
   }
 }
 
-/// Y (m, rows) = X (m, cols) W^T over a packed W (rows, cols), X and Y row-major with leading
-/// dimensions ldx and ldy (and not overlapping); the groups of rows are shared among `threads`.
+/// The panel's rows widened to Scalar, row-major (outputs, cols): what a product of many rows
+/// of x multiplies with, reusing each weight across them.
 template <typename Scalar>
-void bfloat16_product_kernel(const std::uint16_t* packed, Index rows, Index cols, Index m,
-                             const Scalar* x, Index ldx, Scalar* y, Index ldy, int threads) {
-  constexpr Index min_groups = 32;  // below it a share is too small to split
-  const BFloat16Packing packing{rows, cols};
+void bfloat16_panel_widen(const BFloat16Packing& packing, const std::uint16_t* panel, Index outputs,
+                          Scalar* w) {
+  constexpr Index n = BFloat16Packing::panel_rows;
+  for (Index c = 0; c < packing.cols; ++c) {
+    const std::uint16_t* column = panel + (c / 2) * 2 * n + c % 2;
+    for (Index j = 0; j < outputs; ++j) {
+      w[j * packing.cols + c] = static_cast<Scalar>(bfloat16_to_float(column[2 * j]));
+    }
+  }
+}
+
+#ifdef ATTN_BFLOAT16_DOT
+/// x (m, cols) rounded to bfloat16 pair words (columns 2p and 2p + 1 of a row in one word, a
+/// zero for a padding column), laid out along x's contiguous dimension: word (i, p) at
+/// a[i * a_row + p * a_pair]. Rows of x (unit column stride) give rows of words, 32 floats
+/// rounded at once; columns of x (a transposed operand: unit row stride) give columns of words,
+/// 16 rows at once; the work shared among the threads.
+struct BFloat16Pairs {
+  Tensor<std::uint32_t, 1> words;  // from attn's buffer pool: one per product
+  Index a_row, a_pair;
+};
+
+inline BFloat16Pairs round_to_bfloat16_pairs(const TensorView<const float, 2>& x, Index pairs,
+                                             int threads) {
+  constexpr Index min_rows = 64, min_pairs = 16;
+  const Index m = x.size(0), cols = x.size(1);
+  BFloat16Pairs a{Tensor<std::uint32_t, 1>::uninitialized({m * pairs}), pairs, 1};
+  if (x.stride(0) == 1 && x.stride(1) != 1) {  // columns of words, the pairs shared
+    a.a_row = 1;
+    a.a_pair = m;
+    for_each_thread_row_block(pairs, min_pairs, threads, [&](Index, Index p0, Index count) {
+      round_to_pair_words(x.data(), x.stride(0), x.stride(1), cols, 0, m, p0, p0 + count,
+                          a.words.data(), a.a_row, a.a_pair);
+    });
+  } else {  // rows of words, the rows shared
+    for_each_thread_row_block(m, min_rows, threads, [&](Index, Index row0, Index count) {
+      round_to_pair_words(x.data(), x.stride(0), x.stride(1), cols, row0, row0 + count, 0, pairs,
+                          a.words.data(), a.a_row, a.a_pair);
+    });
+  }
+  return a;
+}
+
+/// Y (+)= round(X) W^T on vdpbf16ps: X rounded to bfloat16 pairs once, then work items of
+/// (a block of rows of X, a group of 4 panels) shared among the threads, a block of rows (up to
+/// 512 KB of pairs) staying in L2 while the group's panels pass, each panel read in full by
+/// 12-row tiles (12 rows x 32 outputs: 24 of the 32 registers hold the sums).
+inline void bfloat16_dot_product(const BFloat16Packing& packing, const std::uint16_t* packed,
+                                 const TensorView<const float, 2>& x, float* y, Index ldy,
+                                 bool accumulate, int threads) {
+  constexpr Index tile_rows = bfloat16_tile_rows, group_panels = 4, max_block_rows = 240;
+  constexpr Index block_bytes = Index{512} << 10;
+  const Index m = x.size(0), pairs = packing.pairs();
+  const BFloat16Pairs a = round_to_bfloat16_pairs(x, pairs, threads);
+  // Blocks of rows of equal size (in whole tiles), so that the threads' shares of work items
+  // are equal: a team whose calling thread finished first would look held up (TeamWatch).
+  const Index most_rows = std::clamp<Index>(
+      block_bytes / (Index{sizeof(std::uint32_t)} * pairs) / tile_rows * tile_rows, tile_rows,
+      max_block_rows);
+  const Index row_blocks = (m + most_rows - 1) / most_rows;
+  const Index block_tiles = ((m + row_blocks - 1) / row_blocks + tile_rows - 1) / tile_rows;
+  const Index block_rows = block_tiles * tile_rows;
+  const Index groups = (packing.panels() + group_panels - 1) / group_panels;
+  for_each_thread_row_block(row_blocks * groups, 2, threads, [&](Index, Index item0, Index count) {
+    for (Index item = item0; item < item0 + count; ++item) {
+      const Index i0 = item / groups * block_rows, i1 = std::min(m, i0 + block_rows);
+      const Index panel0 = item % groups * group_panels;
+      for (Index panel = panel0; panel < std::min(panel0 + group_panels, packing.panels());
+           ++panel) {
+        for (Index i = i0; i < i1; i += tile_rows) {
+          bfloat16_dot_rows<bfloat16_tile_rows>(
+              static_cast<int>(std::min(tile_rows, i1 - i)), a.words.data() + i * a.a_row, a.a_row,
+              a.a_pair, packed + panel * packing.panel_size(), 2 * BFloat16Packing::panel_rows,
+              pairs, 1.0f, y + i * ldy + panel * BFloat16Packing::panel_rows, ldy,
+              packing.panel_outputs(panel), accumulate);
+        }
+      }
+    }
+  });
+}
+#endif
+
+/// Packs W (rows, cols), any strides, into `bits` (BFloat16Packing's layout, zeroed), each
+/// weight rounded to bfloat16; the panels shared among `threads`. A panel is its 32 rows' words
+/// by columns (round_to_pair_words): for a transposed W (the backward's operands: unit row
+/// stride) each pair of columns is one contiguous stretch of 32 words, rounded 16 at a time.
+template <typename Scalar>
+void bfloat16_pack_kernel(const TensorView<const Scalar, 2>& w, std::uint16_t* bits, int threads) {
+  constexpr Index n = BFloat16Packing::panel_rows, min_panels = 8;
+  const BFloat16Packing packing{w.size(0), w.size(1)};
+  const Index cols = packing.cols;
   for_each_thread_row_block(
-      packing.groups(), min_groups, threads, [&](Index, Index group0, Index groups) {
-        for (Index g = group0; g < group0 + groups; ++g) {
-          for (Index i = 0; i < m; ++i) {
-            bfloat16_group_product(packing, packed, g, x + i * ldx, y + i * ldy);
-          }
+      packing.panels(), min_panels, threads, [&](Index, Index panel0, Index count) {
+        for (Index panel = panel0; panel < panel0 + count; ++panel) {
+          // Word (j, p) of the panel at j + 32 p: its rows by columns of words.
+          const Index r0 = panel * n;
+          round_to_pair_words(w.data() + r0 * w.stride(0), w.stride(0), w.stride(1), cols, 0,
+                              packing.panel_outputs(panel), 0, packing.pairs(),
+                              reinterpret_cast<std::uint32_t*>(bits + panel * packing.panel_size()),
+                              Index{1}, n);
         }
       });
 }
 
-/// A (rows, cols) matrix W held as bfloat16 bits, for Y = X W^T with few rows of X.
-///
-/// Layout: BFloat16Packing. A product then reads its share of W as one forward stream, a 64-byte
-/// line per row and chunk, and keeps 4 x 32 independent sums per activation row, which the
-/// compiler turns into vector FMAs (AVX-512: 8 registers) without reordering any sum. (With -O3
-/// -march=native g++ 12's code streamed within 10 % of a hand-written AVX-512 version in a
-/// scratch benchmark here; attn::compiled runs the build for the CPU's level.)
+/// Y (m, rows) (+)= X (m, cols) W^T over a packed W (rows, cols); X any strides, Y row-major
+/// with leading dimension ldy (not overlapping X). With round_activations, X is rounded to
+/// bfloat16 first (see the top of this file). The panels are shared among `threads`.
+template <typename Scalar>
+void bfloat16_product_kernel(const std::uint16_t* packed, Index rows, Index cols,
+                             const TensorView<const Scalar, 2>& x, Scalar* y, Index ldy,
+                             bool accumulate, bool round_activations, int threads) {
+  const BFloat16Packing packing{rows, cols};
+  const Index m = x.size(0);
+  if (m == 0) return;
+#ifdef ATTN_BFLOAT16_DOT
+  if constexpr (std::is_same_v<Scalar, float>) {
+    if (round_activations) {
+      return bfloat16_dot_product(packing, packed, x, y, ldy, accumulate, threads);
+    }
+  }
+#endif
+  if (round_activations || x.stride(1) != 1) {  // rows of Scalar, rounded if asked
+    auto copy = Tensor<Scalar, 2>::uninitialized({m, cols});
+    for (Index i = 0; i < m; ++i) {
+      for (Index c = 0; c < cols; ++c) {
+        const Scalar value = x(i, c);
+        copy(i, c) = round_activations ? round_to_bfloat16(value) : value;
+      }
+    }
+    return bfloat16_product_kernel<Scalar>(packed, rows, cols, copy.view(), y, ldy, accumulate,
+                                           false, threads);
+  }
+  // A few rows stream the weights (each read from memory once, the rows reading it from cache);
+  // more rows widen 128 rows of W at a time and reuse them in a GEMM, at the arithmetic's rate.
+  constexpr Index streamed_rows = 8, min_panels = 4, widened_panels = 4;
+  const Index ldx = x.stride(0);
+  for_each_thread_row_block(
+      packing.panels(), min_panels, threads, [&](Index, Index panel0, Index count) {
+        if (m <= streamed_rows) {
+          for (Index panel = panel0; panel < panel0 + count; ++panel) {
+            const std::uint16_t* w = packed + panel * packing.panel_size();
+            for (Index i = 0; i < m; ++i) {
+              bfloat16_panel_row(packing, w, x.data() + i * ldx,
+                                 y + i * ldy + panel * BFloat16Packing::panel_rows,
+                                 packing.panel_outputs(panel), accumulate);
+            }
+          }
+          return;
+        }
+        std::vector<Scalar> widened(
+            static_cast<std::size_t>(widened_panels * BFloat16Packing::panel_rows * cols));
+        for (Index first = panel0; first < panel0 + count; first += widened_panels) {
+          const Index last = std::min(first + widened_panels, panel0 + count);
+          Index outputs = 0;
+          for (Index panel = first; panel < last; ++panel) {
+            bfloat16_panel_widen(packing, packed + panel * packing.panel_size(),
+                                 packing.panel_outputs(panel), widened.data() + outputs * cols);
+            outputs += packing.panel_outputs(panel);
+          }
+          gemm_kernel<false, true>(m, outputs, cols, Scalar(1), x.data(), ldx, widened.data(), cols,
+                                   accumulate ? Scalar(1) : Scalar(0),
+                                   y + first * BFloat16Packing::panel_rows, ldy);
+        }
+      });
+}
+
+/// A (rows, cols) matrix W held as bfloat16 only (layout: BFloat16Packing), for Y = X W^T.
 class BFloat16Matrix {
  public:
-  static constexpr Index group_rows = BFloat16Packing::group_rows;
-  static constexpr Index chunk_cols = BFloat16Packing::chunk_cols;
-
   BFloat16Matrix() = default;
 
-  /// Packs W (rows, cols), row-major with leading dimension ld, rounding each weight to bfloat16.
+  /// What the bits live in. `weight`: memory of its own, for as long as its layer (not attn's
+  /// buffer pool, where a block freed by the Scalar weight, twice the size, would hold it with
+  /// half of the block's memory kept and unused). `operand`: a product's operand packed for one
+  /// call, from the buffer pool, which hands the same blocks to the next call.
+  enum class Lifetime { weight, operand };
+
+  /// Packs W (rows, cols), any strides, rounding each weight to bfloat16 as PyTorch does, on
+  /// num_threads() threads (bfloat16_pack_kernel: the headers' body, or attn::compiled's).
   template <typename Scalar>
-  BFloat16Matrix(const Scalar* w, Index rows, Index cols, Index ld)
-      : packing_{rows, cols}, bits_({packing_.size()}) {  // zeros: the padding
-    for (Index r = 0; r < rows; ++r) {
-      for (Index c = 0; c < cols; ++c) {
-        bits_.data()[packing_.offset(r, c)] = bfloat16_bits(static_cast<float>(w[r * ld + c]));
-      }
+  explicit BFloat16Matrix(const TensorView<const Scalar, 2>& w,
+                          Lifetime lifetime = Lifetime::operand)
+      : BFloat16Matrix(w.size(0), w.size(1), lifetime) {
+    if constexpr (compiled_kernels) {
+      dispatched<Scalar>().bfloat16_pack(w, bits(), num_threads());
+    } else {
+      bfloat16_pack_kernel<Scalar>(w, bits(), num_threads());
+    }
+  }
+
+  /// A zero matrix (rows, cols), for filling row by row (set_row) without a Scalar copy of it.
+  BFloat16Matrix(Index rows, Index cols, Lifetime lifetime = Lifetime::weight)
+      : packing_{rows, cols} {
+    const Index size = packing_.size();
+    if (lifetime == Lifetime::weight) {
+      owned_.assign(static_cast<std::size_t>(size), 0);
+    } else {
+      pooled_ = Tensor<std::uint16_t, 1>({size});
+    }
+  }
+
+  /// Row r of W from row `source_row` of `source` (cols values), rounded to bfloat16.
+  template <typename Scalar>
+  void set_row(Index r, const TensorView<const Scalar, 2>& source, Index source_row) {
+    for (Index c = 0; c < cols(); ++c) {
+      bits()[packing_.offset(r, c)] = bfloat16_bits(static_cast<float>(source(source_row, c)));
     }
   }
 
   bool empty() const { return packing_.rows == 0; }
   Index rows() const { return packing_.rows; }
   Index cols() const { return packing_.cols; }
+  /// Bytes held.
+  Index bytes() const { return packing_.size() * Index{sizeof(std::uint16_t)}; }
 
   /// W(r, c) as float.
   float operator()(Index r, Index c) const {
-    return bfloat16_to_float(bits_.data()[packing_.offset(r, c)]);
+    return bfloat16_to_float(bits()[packing_.offset(r, c)]);
+  }
+  /// Row r of W widened into `out` (cols values).
+  template <typename Scalar>
+  void row(Index r, Scalar* out) const {
+    for (Index c = 0; c < cols(); ++c) out[c] = static_cast<Scalar>((*this)(r, c));
   }
 
-  /// Y (m, rows) = X (m, cols) W^T, X and Y row-major with leading dimensions ldx and ldy (and
-  /// not overlapping), on num_threads() threads: compiled into this program from the headers,
-  /// or attn::compiled's kernel for the CPU's level.
+  /// Y (m, rows) (+)= X (m, cols) W^T, X any strides, Y row-major with leading dimension ldy
+  /// (not overlapping X); X rounded to bfloat16 first with round_activations. On num_threads()
+  /// threads: compiled into this program from the headers, or attn::compiled's kernel for the
+  /// CPU's level.
   template <typename Scalar>
-  void multiply(Index m, const Scalar* x, Index ldx, Scalar* y, Index ldy) const {
+  void multiply(const TensorView<const Scalar, 2>& x, Scalar* y, Index ldy, bool accumulate,
+                bool round_activations) const {
     if constexpr (compiled_kernels) {
-      dispatched<Scalar>().bfloat16_product(bits_.data(), rows(), cols(), m, x, ldx, y, ldy,
-                                            num_threads());
+      dispatched<Scalar>().bfloat16_product(bits(), rows(), cols(), x, y, ldy, accumulate,
+                                            round_activations, num_threads());
     } else {
-      bfloat16_product_kernel(bits_.data(), rows(), cols(), m, x, ldx, y, ldy, num_threads());
+      bfloat16_product_kernel<Scalar>(bits(), rows(), cols(), x, y, ldy, accumulate,
+                                      round_activations, num_threads());
     }
   }
 
  private:
+  std::uint16_t* bits() { return owned_.empty() ? pooled_.data() : owned_.data(); }
+  const std::uint16_t* bits() const { return owned_.empty() ? pooled_.data() : owned_.data(); }
+
   BFloat16Packing packing_{0, 0};
-  Tensor<std::uint16_t, 1> bits_;
+  std::vector<std::uint16_t> owned_;  // Lifetime::weight
+  Tensor<std::uint16_t, 1> pooled_;   // Lifetime::operand
 };
 
 }  // namespace attn::detail

@@ -42,17 +42,22 @@ struct KernelTable {
                         Scalar beta, Scalar* c, Index ldc, int threads);
   /// fused_attention and fused_attention_backward (kernels/fused_attention.hpp), rank 4.
   void (*fused_attention)(const ConstView& q, const ConstView& k, const ConstView& v,
-                          const View& out, Scalar scale, const ScoreMasking<Scalar>& masking,
+                          const View& out, Scalar scale, bool bfloat16_products,
+                          const ScoreMasking<Scalar>& masking,
                           const PositionalDropout<Scalar>* dropout, Scalar* lse, int threads);
   void (*fused_attention_backward)(const ConstView& q, const ConstView& k, const ConstView& v,
                                    const ConstView& out, const ConstView& grad_out,
                                    const View& grad_q, const View& grad_k, const View& grad_v,
-                                   Scalar scale, const ScoreMasking<Scalar>& masking,
+                                   Scalar scale, bool bfloat16_products,
+                                   const ScoreMasking<Scalar>& masking,
                                    const PositionalDropout<Scalar>* dropout, const Scalar* lse,
                                    int threads);
-  /// Y = X W^T over a packed bfloat16 W (kernels/detail/bfloat16_matrix.hpp).
-  void (*bfloat16_product)(const std::uint16_t* packed, Index rows, Index cols, Index m,
-                           const Scalar* x, Index ldx, Scalar* y, Index ldy, int threads);
+  /// Y (+)= X W^T over a packed bfloat16 W (kernels/detail/bfloat16_matrix.hpp).
+  void (*bfloat16_product)(const std::uint16_t* packed, Index rows, Index cols,
+                           const TensorView<const Scalar, 2>& x, Scalar* y, Index ldy,
+                           bool accumulate, bool round_activations, int threads);
+  /// Packs W into a BFloat16Matrix's bits (kernels/detail/bfloat16_matrix.hpp).
+  void (*bfloat16_pack)(const TensorView<const Scalar, 2>& w, std::uint16_t* bits, int threads);
 };
 
 /// Everything one level's translation unit provides.
@@ -66,7 +71,8 @@ struct Kernels {
 // What crosses the boundary must mean the same on both sides whatever the flags: plain data.
 template <typename T>
 constexpr bool crosses_boundary = std::is_trivially_copyable_v<T>&& std::is_standard_layout_v<T>;
-static_assert(crosses_boundary<TensorView<const float, 4>> && crosses_boundary<Mask> &&
+static_assert(crosses_boundary<TensorView<const float, 4>> &&
+                  crosses_boundary<TensorView<const float, 2>> && crosses_boundary<Mask> &&
                   crosses_boundary<ScoreMasking<float>> &&
                   crosses_boundary<PositionalDropout<float>>,
               "attn::compiled's kernels take plain structs only.");

@@ -15,7 +15,12 @@
 #ifndef ATTN_KERNELS_DETAIL_TILE_GEMM_HPP
 #define ATTN_KERNELS_DETAIL_TILE_GEMM_HPP
 
+#include <type_traits>
+#include <vector>
+
 #include "attn/config.hpp"
+#include "attn/kernels/detail/bfloat16_dot.hpp"
+#include "attn/tensor/bfloat16.hpp"
 #include "attn/tensor/eigen_interop.hpp"
 
 namespace attn::detail {
@@ -120,6 +125,58 @@ void tile_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index a
   for (; i < m; ++i) {
     tile_gemm_rows<Scalar, 1>(n, k, alpha, a + i * a_row, a_row, a_col, b, ldb, accumulate,
                               c + i * ldc, ldc);
+  }
+}
+
+/// tile_gemm in bfloat16 arithmetic (torch.autocast's): A and B rounded to bfloat16, their
+/// products summed in float. On vdpbf16ps (bfloat16_dot.hpp) where this compilation has it: A is
+/// rounded into pair words along its contiguous dimension, B into pair-rows, in buffers each
+/// thread keeps; elsewhere the same rounded values go through tile_gemm.
+template <typename Scalar>
+void tile_gemm_bfloat16(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Index a_row,
+                        Index a_col, const Scalar* b, Index ldb, bool accumulate, Scalar* c,
+                        Index ldc) {
+#ifdef ATTN_BFLOAT16_DOT
+  if constexpr (std::is_same_v<Scalar, float>) {
+    thread_local std::vector<std::uint32_t> a_words;
+    thread_local std::vector<std::uint16_t> b_pairs;
+    const Index pairs = (k + 1) / 2;
+    a_words.resize(static_cast<std::size_t>(m * pairs));
+    b_pairs.resize(static_cast<std::size_t>(pairs * n * 2));
+    // A (m, k): words along the dimension A is contiguous in; B (k, n): pair-rows, word (p, j)
+    // holding B(2p, j) and B(2p + 1, j), which are the words of B^T by columns.
+    const bool by_columns = a_row == 1 && a_col != 1;
+    const Index word_row = by_columns ? 1 : pairs, word_pair = by_columns ? m : 1;
+    round_to_pair_words(a, a_row, a_col, k, 0, m, 0, pairs, a_words.data(), word_row, word_pair);
+    round_to_pair_words(b, Index{1}, ldb, k, 0, n, 0, pairs,
+                        reinterpret_cast<std::uint32_t*>(b_pairs.data()), Index{1}, n);
+    bfloat16_dot_block(m, n, pairs, a_words.data(), word_row, word_pair, b_pairs.data(), alpha, c,
+                       ldc, accumulate);
+    return;
+  }
+#endif
+  thread_local std::vector<Scalar> a_rounded, b_rounded;
+  a_rounded.resize(static_cast<std::size_t>(m * k));
+  b_rounded.resize(static_cast<std::size_t>(k * n));
+  for (Index i = 0; i < m; ++i) {
+    for (Index l = 0; l < k; ++l)
+      a_rounded[i * k + l] = round_to_bfloat16(a[i * a_row + l * a_col]);
+  }
+  for (Index l = 0; l < k; ++l) {
+    for (Index j = 0; j < n; ++j) b_rounded[l * n + j] = round_to_bfloat16(b[l * ldb + j]);
+  }
+  tile_gemm(m, n, k, alpha, a_rounded.data(), k, Index{1}, b_rounded.data(), n, accumulate, c, ldc);
+}
+
+/// tile_gemm, in bfloat16 arithmetic when `bfloat16_products` (the fused attention's option).
+template <typename Scalar>
+void tile_product(bool bfloat16_products, Index m, Index n, Index k, Scalar alpha, const Scalar* a,
+                  Index a_row, Index a_col, const Scalar* b, Index ldb, bool accumulate, Scalar* c,
+                  Index ldc) {
+  if (bfloat16_products) {
+    tile_gemm_bfloat16(m, n, k, alpha, a, a_row, a_col, b, ldb, accumulate, c, ldc);
+  } else {
+    tile_gemm(m, n, k, alpha, a, a_row, a_col, b, ldb, accumulate, c, ldc);
   }
 }
 

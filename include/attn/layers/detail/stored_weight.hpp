@@ -1,0 +1,111 @@
+// attn/layers/detail/stored_weight.hpp: WeightFormat, and StoredWeight, a layer's weight matrix
+// held as Scalar or as bfloat16 only: what Linear and Embedding keep their weights in.
+#ifndef ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
+#define ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
+
+#include <mutex>
+#include <vector>
+
+#include "attn/config.hpp"
+#include "attn/kernels/detail/bfloat16_matrix.hpp"
+#include "attn/layers/detail/copyable_mutex.hpp"
+#include "attn/tensor/bfloat16.hpp"
+#include "attn/tensor/tensor.hpp"
+
+namespace attn {
+
+/// How a layer stores its weights. `scalar`: as its Scalar (float or double). `bfloat16`: each
+/// weight rounded to bfloat16 (as PyTorch's `.to(torch.bfloat16)` rounds it) and kept in 2
+/// bytes only: half the memory, and half the memory traffic of a decoding step. Products read
+/// the 2-byte weights directly; activations, biases and sums stay in Scalar (under
+/// Autocast(Compute::bfloat16) the activations are rounded too: attn/autocast.hpp).
+enum class WeightFormat { scalar, bfloat16 };
+
+namespace detail {
+
+/// A (rows, cols) weight in a WeightFormat. In bfloat16 format the Scalar weights are gone; a
+/// caller that still asks for them (saving a state_dict, a backward) gets them widened, once,
+/// and kept until the format is set again. Changing the weights returns it to scalar format.
+template <typename Scalar>
+class StoredWeight {
+ public:
+  /// Zeros, stored as `format`.
+  explicit StoredWeight(const Shape<2>& shape, WeightFormat format = WeightFormat::scalar)
+      : shape_(shape),
+        scalar_(format == WeightFormat::scalar ? Tensor<Scalar, 2>(shape) : Tensor<Scalar, 2>()),
+        packed_(format == WeightFormat::scalar ? BFloat16Matrix()
+                                               : BFloat16Matrix(shape[0], shape[1])) {}
+
+  /// Fills every row in order by fill(r, row) (row: cols Scalars to write), storing them as
+  /// `format`: a bfloat16 weight is rounded row by row, never held as Scalar.
+  template <typename Fill>
+  void refill(WeightFormat format, Fill&& fill) {
+    if (format == WeightFormat::scalar) {
+      packed_ = {};
+      if (scalar_.shape() != shape_) scalar_ = Tensor<Scalar, 2>::uninitialized(shape_);
+      for (Index r = 0; r < shape_[0]; ++r) fill(r, scalar_.data() + r * shape_[1]);
+      return;
+    }
+    scalar_ = {};
+    if (packed_.empty()) packed_ = BFloat16Matrix(shape_[0], shape_[1]);
+    std::vector<Scalar> row(static_cast<std::size_t>(shape_[1]));
+    for (Index r = 0; r < shape_[0]; ++r) {
+      fill(r, row.data());
+      packed_.set_row(r, TensorView<const Scalar, 2>(row.data(), {1, shape_[1]}, {shape_[1], 1}),
+                      0);
+    }
+  }
+
+  const Shape<2>& shape() const { return shape_; }
+  WeightFormat format() const {
+    return packed_.empty() ? WeightFormat::scalar : WeightFormat::bfloat16;
+  }
+
+  /// bfloat16 rounds the weights and keeps them in 2 bytes only (the Scalar ones are freed);
+  /// scalar widens them back (they stay rounded).
+  void set_format(WeightFormat format) {
+    if (format == this->format()) return;
+    if (format == WeightFormat::scalar) {
+      widen();
+      packed_ = {};
+    } else {
+      packed_ = BFloat16Matrix(TensorView<const Scalar, 2>(scalar_.view()),
+                               BFloat16Matrix::Lifetime::weight);
+      scalar_ = {};
+    }
+  }
+
+  /// The weights as Scalar. In bfloat16 format they are widened at the first call (under a
+  /// lock: const callers may run on several threads) and kept.
+  const Tensor<Scalar, 2>& scalar() const {
+    if (format() == WeightFormat::bfloat16) {
+      const std::lock_guard<std::mutex> lock(mutex_.mutex);
+      widen();
+    }
+    return scalar_;
+  }
+  /// The weights as Scalar, for changing them: the format returns to scalar.
+  Tensor<Scalar, 2>& mutable_scalar() {
+    set_format(WeightFormat::scalar);
+    return scalar_;
+  }
+  /// The bfloat16 weights; empty in scalar format.
+  const BFloat16Matrix& packed() const { return packed_; }
+
+ private:
+  void widen() const {
+    if (scalar_.shape() == shape_) return;
+    scalar_ = Tensor<Scalar, 2>::uninitialized(shape_);
+    for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, scalar_.data() + r * shape_[1]);
+  }
+
+  Shape<2> shape_;
+  mutable Tensor<Scalar, 2> scalar_;  // empty in bfloat16 format until widened
+  BFloat16Matrix packed_;             // empty in scalar format
+  mutable CopyableMutex mutex_;
+};
+
+}  // namespace detail
+}  // namespace attn
+
+#endif  // ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
