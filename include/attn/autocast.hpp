@@ -12,6 +12,9 @@ namespace attn {
 /// float (the same products, summed in another order). Unlike PyTorch, outputs, biases and
 /// gradients stay in the layer's Scalar (autocast rounds Linear's output to bfloat16 too), and
 /// float weights stay the master copy: training under autocast updates them in full precision.
+/// A product takes the arithmetic of the scope it runs in: run a backward in the same scope as
+/// its forward (Linear's backward is stateless and follows the scope; the fused attention's
+/// recomputes its forward's weights, so it keeps the forward's choice, in its cache).
 enum class Compute { scalar, bfloat16 };
 
 namespace detail {

@@ -331,10 +331,13 @@ void fused_attention_backward_kernel(
             const Index rows = std::min(Bq, T - q0);
             // Every key of this tile is masked for every query of this query tile: skip it.
             if (mask.key_end(q0, rows, S) <= k0 || mask.key_begin(q0, S) >= k0 + cols) continue;
+            // The arithmetic the forward used for these queries: a tile of one query without
+            // dropout ran in Scalar there (online_softmax_single_query).
+            const bool bfloat16_tile = bfloat16_products && !(rows == 1 && dropout == nullptr);
             auto p_t = probabilities_t.topLeftCorner(cols, rows);
             auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
             // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
-            tile_product(bfloat16_products, cols, rows, D, scale, k_tile, D, Index{1},
+            tile_product(bfloat16_tile, cols, rows, D, scale, k_tile, D, Index{1},
                          queries_t.data() + q0 * D, Bq, false, probabilities_t.data(), Bq);
             head.apply_transposed(p_t, q0, k0);
             for (Index j = 0; j < cols; ++j)
@@ -351,9 +354,9 @@ void fused_attention_backward_kernel(
               weights_t = dropped_t.data();
             }
             // 5. out = P' v       ->  dv += P'^T dout,  dP' = dout v^T
-            tile_product(bfloat16_products, cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1},
+            tile_product(bfloat16_tile, cols, Dv, rows, Scalar(1), weights_t, Bq, Index{1},
                          grads.data() + q0 * Dv, Dv, true, dv.data(), Dv);
-            tile_product(bfloat16_products, cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1},
+            tile_product(bfloat16_tile, cols, rows, Dv, Scalar(1), v_tile, Dv, Index{1},
                          grads_t.data() + q0 * Dv, Bq, false, grad_scores_t.data(), Bq);
             // 4. P' = P M          ->  dP = dP' M
             if (dropout != nullptr) ds_t.array() *= keep_t.topLeftCorner(cols, rows).array();
@@ -363,10 +366,10 @@ void fused_attention_backward_kernel(
                   p_t.row(j).array() * (ds_t.row(j).array() - row_dot.segment(q0, rows));
             }
             // 1. S = scale q k^T  ->  dq += scale dS k,  dk += scale dS^T q
-            tile_product(bfloat16_products, rows, D, cols, scale, grad_scores_t.data(), Index{1},
-                         Bq, k_tile, D, true, dq.data() + q0 * D, D);
-            tile_product(bfloat16_products, cols, D, rows, scale, grad_scores_t.data(), Bq,
-                         Index{1}, queries.data() + q0 * D, D, true, dk.data(), D);
+            tile_product(bfloat16_tile, rows, D, cols, scale, grad_scores_t.data(), Index{1}, Bq,
+                         k_tile, D, true, dq.data() + q0 * D, D);
+            tile_product(bfloat16_tile, cols, D, rows, scale, grad_scores_t.data(), Bq, Index{1},
+                         queries.data() + q0 * D, D, true, dk.data(), D);
           }
           if (g == 0) {
             dK.middleRows(k0, cols) = dk.topRows(cols);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "attn/config.hpp"
 #include "attn/layers/detail/stored_weight.hpp"
@@ -126,8 +127,16 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   // Entry "weight" (num_embeddings, embedding_dim), with its gradient.
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
-    visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
-                          self.weight().data(), self.weight_grad_));
+    // As Linear's: a const visit widens bfloat16 weights for the visit only.
+    if constexpr (std::is_const_v<Self>) {
+      self.weight_.visit_scalar([&](const Scalar* weight) {
+        visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
+                              weight, self.weight_grad_));
+      });
+    } else {
+      visit(parameter_entry(prefix + "weight", {self.num_embeddings(), self.embedding_dim()},
+                            self.weight().data(), self.weight_grad_));
+    }
   }
 
   static Shape<2> validated(Index num_embeddings, Index embedding_dim) {

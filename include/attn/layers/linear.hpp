@@ -152,9 +152,17 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   // Entries "<prefix>weight" (out, in) and, with bias, "<prefix>bias" (out), with gradients.
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
-    // A mutable visit may change the weight: weight() returns the layer to scalar format.
-    visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
-                          self.weight().data(), self.weight_grad_));
+    // A mutable visit may change the weight: weight() returns the layer to scalar format. A
+    // const one reads bfloat16 weights widened for the visit only.
+    if constexpr (std::is_const_v<Self>) {
+      self.weight_.visit_scalar([&](const Scalar* weight) {
+        visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_}, weight,
+                              self.weight_grad_));
+      });
+    } else {
+      visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
+                            self.weight().data(), self.weight_grad_));
+    }
     if (self.has_bias_) {
       visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
                             self.bias_grad_));

@@ -29,23 +29,26 @@ class ParameterList {
   /// @throws std::invalid_argument if a name is registered twice.
   template <typename Layer>
   void add(Layer& layer, const std::string& prefix) {
-    std::size_t count = 0;
+    // All of the layer's slots or none: a name registered twice leaves the list as it was.
+    std::vector<ParameterSlot<Scalar>> added;
     layer.visit_state([&](const StateEntry<Scalar>& entry) {
       if (entry.kind != StateKind::parameter) return;
-      ++count;
       const std::string name = prefix + entry.name;
-      for (const auto& slot : slots_) {
-        if (slot.name == name) {
-          throw std::invalid_argument("optimiser: parameter '" + name + "' is registered twice");
+      for (const auto* slots : {&slots_, &added}) {
+        for (const auto& slot : *slots) {
+          if (slot.name == name) {
+            throw std::invalid_argument("optimiser: parameter '" + name + "' is registered twice");
+          }
         }
       }
-      slots_.push_back({name, entry.data, entry.grad.get(), entry.numel()});  // allocates it
+      added.push_back({name, entry.data, entry.grad.get(), entry.numel()});  // allocates it
     });
+    const std::size_t first = slots_.size();
+    slots_.insert(slots_.end(), added.begin(), added.end());
     // The optimiser writes the parameters through the pointers above, without the layer: before
     // each step the layer is visited mutably again, as any change of its state is, so that it
     // returns to Scalar weights (a layer switched to WeightFormat::bfloat16 since holds none:
     // they are widened anew), and the pointers are taken again, in the same order.
-    const std::size_t first = slots_.size() - count;
     layers_.emplace_back([&layer, first](std::vector<ParameterSlot<Scalar>>& slots) {
       std::size_t n = first;
       layer.visit_state([&](const StateEntry<Scalar>& entry) {

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "attn/random/generator.hpp"
@@ -105,6 +106,14 @@ TEST(BFloat16Matrix, ProductSharedAmongThreadsEqualsTheLoop) {
     check_product<float>(300, 70, 100, true);
   }
   attn::set_num_threads(before);
+}
+
+TEST(BFloat16Matrix, MovedFromIsEmpty) {
+  const std::vector<float> w{1, 2, 3, 4, 5, 6};
+  BFloat16Matrix packed(attn::TensorView<const float, 2>(w.data(), {2, 3}, {3, 1}));
+  const BFloat16Matrix moved(std::move(packed));
+  EXPECT_TRUE(packed.empty());  // NOLINT(bugprone-use-after-move): what a move leaves
+  EXPECT_EQ(moved(1, 2), 6.0f);
 }
 
 TEST(BFloat16Matrix, EmptyUntilPacked) {

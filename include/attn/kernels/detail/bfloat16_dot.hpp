@@ -25,8 +25,10 @@
 #define ATTN_BFLOAT16_DOT 1
 #endif
 
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)  // (MSVC's targets all are)
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "attn's bfloat16 kernels read a pair of bfloat16 as one little-endian 32-bit word");
+#endif
 
 namespace attn::detail {
 
@@ -176,7 +178,9 @@ void round_to_pair_words(const Scalar* a, Index a_row, Index a_col, Index k, Ind
   const auto word = [&](Index i, Index p) {
     const Scalar low = a[i * a_row + 2 * p * a_col];
     const Scalar high = 2 * p + 1 < k ? a[i * a_row + (2 * p + 1) * a_col] : Scalar(0);
-    words[i * word_row + p * word_pair] = bfloat16_pair(float(low), float(high));
+    // (memcpy: the words may live in bfloat16 storage, which other code reads as uint16_t)
+    const std::uint32_t pair = bfloat16_pair(float(low), float(high));
+    std::memcpy(words + i * word_row + p * word_pair, &pair, sizeof pair);
   };
 #ifdef ATTN_BFLOAT16_DOT
   if constexpr (std::is_same_v<Scalar, float>) {

@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "attn/config.hpp"
@@ -102,7 +104,9 @@ void bfloat16_panel_widen(const BFloat16Packing& packing, const std::uint16_t* p
 /// rounded at once; columns of x (a transposed operand: unit row stride) give columns of words,
 /// 16 rows at once; the work shared among the threads.
 struct BFloat16Pairs {
-  Tensor<std::uint32_t, 1> words;  // from attn's buffer pool: one per product
+  // Not a Tensor: attn::compiled's level objects hold private copies of the buffer pool, which
+  // release_buffer_pool() and its limits could not reach.
+  std::unique_ptr<std::uint32_t[]> words;
   Index a_row, a_pair;
 };
 
@@ -110,18 +114,19 @@ inline BFloat16Pairs round_to_bfloat16_pairs(const TensorView<const float, 2>& x
                                              int threads) {
   constexpr Index min_rows = 64, min_pairs = 16;
   const Index m = x.size(0), cols = x.size(1);
-  BFloat16Pairs a{Tensor<std::uint32_t, 1>::uninitialized({m * pairs}), pairs, 1};
+  BFloat16Pairs a{std::unique_ptr<std::uint32_t[]>(new std::uint32_t[std::size_t(m * pairs)]),
+                  pairs, 1};
   if (x.stride(0) == 1 && x.stride(1) != 1) {  // columns of words, the pairs shared
     a.a_row = 1;
     a.a_pair = m;
     for_each_thread_row_block(pairs, min_pairs, threads, [&](Index, Index p0, Index count) {
       round_to_pair_words(x.data(), x.stride(0), x.stride(1), cols, 0, m, p0, p0 + count,
-                          a.words.data(), a.a_row, a.a_pair);
+                          a.words.get(), a.a_row, a.a_pair);
     });
   } else {  // rows of words, the rows shared
     for_each_thread_row_block(m, min_rows, threads, [&](Index, Index row0, Index count) {
       round_to_pair_words(x.data(), x.stride(0), x.stride(1), cols, row0, row0 + count, 0, pairs,
-                          a.words.data(), a.a_row, a.a_pair);
+                          a.words.get(), a.a_row, a.a_pair);
     });
   }
   return a;
@@ -155,7 +160,7 @@ inline void bfloat16_dot_product(const BFloat16Packing& packing, const std::uint
            ++panel) {
         for (Index i = i0; i < i1; i += tile_rows) {
           bfloat16_dot_rows<bfloat16_tile_rows>(
-              static_cast<int>(std::min(tile_rows, i1 - i)), a.words.data() + i * a.a_row, a.a_row,
+              static_cast<int>(std::min(tile_rows, i1 - i)), a.words.get() + i * a.a_row, a.a_row,
               a.a_pair, packed + panel * packing.panel_size(), 2 * BFloat16Packing::panel_rows,
               pairs, 1.0f, y + i * ldy + panel * BFloat16Packing::panel_rows, ldy,
               packing.panel_outputs(panel), accumulate);
@@ -206,20 +211,37 @@ void bfloat16_product_kernel(const std::uint16_t* packed, Index rows, Index cols
   }
 #endif
   if (round_activations || x.stride(1) != 1) {  // rows of Scalar, rounded if asked
-    auto copy = Tensor<Scalar, 2>::uninitialized({m, cols});
-    for (Index i = 0; i < m; ++i) {
-      for (Index c = 0; c < cols; ++c) {
-        const Scalar value = x(i, c);
-        copy(i, c) = round_activations ? round_to_bfloat16(value) : value;
+    // (Plain memory, not a Tensor: see BFloat16Pairs.)
+    std::unique_ptr<Scalar[]> copy(new Scalar[std::size_t(m * cols)]);
+    constexpr Index min_rows = 64;
+    for_each_thread_row_block(m, min_rows, threads, [&](Index, Index row0, Index count) {
+      for (Index i = row0; i < row0 + count; ++i) {
+        for (Index c = 0; c < cols; ++c) {
+          const Scalar value = x(i, c);
+          copy[std::size_t(i * cols + c)] = round_activations ? round_to_bfloat16(value) : value;
+        }
       }
-    }
-    return bfloat16_product_kernel<Scalar>(packed, rows, cols, copy.view(), y, ldy, accumulate,
-                                           false, threads);
+    });
+    const TensorView<const Scalar, 2> copied(copy.get(), {m, cols}, {cols, 1});
+    return bfloat16_product_kernel<Scalar>(packed, rows, cols, copied, y, ldy, accumulate, false,
+                                           threads);
   }
   // A few rows stream the weights (each read from memory once, the rows reading it from cache);
   // more rows widen 128 rows of W at a time and reuse them in a GEMM, at the arithmetic's rate.
   constexpr Index streamed_rows = 8, min_panels = 4, widened_panels = 4;
   const Index ldx = x.stride(0);
+  if (m > streamed_rows && packing.panels() < Index{threads} * widened_panels) {
+    // Many rows and a narrow W: too few panels to share, so widen W whole and share the rows.
+    std::vector<Scalar> widened(static_cast<std::size_t>(rows * cols));
+    for (Index panel = 0; panel < packing.panels(); ++panel) {
+      bfloat16_panel_widen(packing, packed + panel * packing.panel_size(),
+                           packing.panel_outputs(panel),
+                           widened.data() + panel * BFloat16Packing::panel_rows * cols);
+    }
+    parallel_gemm_kernel<false, true>(m, rows, cols, Scalar(1), x.data(), ldx, widened.data(), cols,
+                                      accumulate ? Scalar(1) : Scalar(0), y, ldy, threads);
+    return;
+  }
   for_each_thread_row_block(
       packing.panels(), min_panels, threads, [&](Index, Index panel0, Index count) {
         if (m <= streamed_rows) {
@@ -272,6 +294,20 @@ class BFloat16Matrix {
     } else {
       bfloat16_pack_kernel<Scalar>(w, bits(), num_threads());
     }
+  }
+
+  BFloat16Matrix(const BFloat16Matrix&) = default;
+  BFloat16Matrix& operator=(const BFloat16Matrix&) = default;
+  /// A moved-from matrix is empty (not a shape without bits).
+  BFloat16Matrix(BFloat16Matrix&& other) noexcept
+      : packing_(std::exchange(other.packing_, BFloat16Packing{0, 0})),
+        owned_(std::move(other.owned_)),
+        pooled_(std::move(other.pooled_)) {}
+  BFloat16Matrix& operator=(BFloat16Matrix&& other) noexcept {
+    packing_ = std::exchange(other.packing_, BFloat16Packing{0, 0});
+    owned_ = std::move(other.owned_);
+    pooled_ = std::move(other.pooled_);
+    return *this;
   }
 
   /// A zero matrix (rows, cols), for filling row by row (set_row) without a Scalar copy of it.

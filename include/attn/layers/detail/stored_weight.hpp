@@ -4,6 +4,7 @@
 #define ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
 
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "attn/config.hpp"
@@ -35,6 +36,21 @@ class StoredWeight {
         scalar_(format == WeightFormat::scalar ? Tensor<Scalar, 2>(shape) : Tensor<Scalar, 2>()),
         packed_(format == WeightFormat::scalar ? BFloat16Matrix()
                                                : BFloat16Matrix(shape[0], shape[1])) {}
+
+  // Copies take the source's lock: a const reader may be widening it on another thread.
+  StoredWeight(const StoredWeight& other) {
+    const std::lock_guard<std::mutex> lock(other.mutex_.mutex);
+    shape_ = other.shape_;
+    scalar_ = other.scalar_;
+    packed_ = other.packed_;
+  }
+  StoredWeight& operator=(const StoredWeight& other) {
+    if (this != &other) *this = StoredWeight(other);
+    return *this;
+  }
+  StoredWeight(StoredWeight&&) noexcept = default;
+  StoredWeight& operator=(StoredWeight&&) noexcept = default;
+  ~StoredWeight() = default;
 
   /// Fills every row in order by fill(r, row) (row: cols Scalars to write), storing them as
   /// `format`: a bfloat16 weight is rounded row by row, never held as Scalar.
@@ -84,6 +100,26 @@ class StoredWeight {
     }
     return scalar_;
   }
+  /// Calls use(const Scalar* weights) with the Scalar weights; in bfloat16 format, unless they
+  /// were widened already, with a widening that is freed after the call, so that reading a
+  /// bfloat16 layer's state (a state_dict, a parameter count) leaves no float copy behind.
+  template <typename Use>
+  void visit_scalar(Use&& use) const {
+    if (format() == WeightFormat::bfloat16) {
+      bool widened = false;
+      {
+        const std::lock_guard<std::mutex> lock(mutex_.mutex);
+        widened = scalar_.shape() == shape_;
+      }
+      if (!widened) {
+        auto temporary = Tensor<Scalar, 2>::uninitialized(shape_);
+        for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, temporary.data() + r * shape_[1]);
+        use(static_cast<const Scalar*>(temporary.data()));
+        return;
+      }
+    }
+    use(static_cast<const Scalar*>(scalar_.data()));
+  }
   /// The weights as Scalar, for changing them: the format returns to scalar.
   Tensor<Scalar, 2>& mutable_scalar() {
     set_format(WeightFormat::scalar);
@@ -95,8 +131,9 @@ class StoredWeight {
  private:
   void widen() const {
     if (scalar_.shape() == shape_) return;
-    scalar_ = Tensor<Scalar, 2>::uninitialized(shape_);
-    for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, scalar_.data() + r * shape_[1]);
+    auto widened = Tensor<Scalar, 2>::uninitialized(shape_);
+    for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, widened.data() + r * shape_[1]);
+    scalar_ = std::move(widened);
   }
 
   Shape<2> shape_;
