@@ -35,7 +35,7 @@ import statistics
 import subprocess
 
 from dispatch_report import compiler, isa_of, run, run_rss  # benchmarks/, beside this script
-from generation_report import lscpu_model
+from generation_report import lscpu_model, write_markdown
 
 ROOT = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 SUFFIX = "/B:8/T:1024/threads:2/process_time/real_time"
@@ -177,12 +177,7 @@ def main():
                 theirs = median(rates[("llama.cpp bf16", threads, kind)])
                 lines.append(f"- {kind}, {threads} thread{'s' if threads > 1 else ''}: "
                              f"{ours:.1f} / {theirs:.1f} = {ours / theirs:.2f}x")
-    os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "bfloat16_gpt2.md")
-    with open(path, "w") as report:
-        report.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print("wrote", path)
+    write_markdown(args.output, "bfloat16_gpt2.md", lines)
 
 
 if __name__ == "__main__":

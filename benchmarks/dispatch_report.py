@@ -29,7 +29,7 @@ import statistics
 import subprocess
 import sys
 
-from generation_report import lscpu_model  # benchmarks/, beside this script
+from generation_report import lscpu_model, write_markdown  # benchmarks/, beside this script
 
 ROOT = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 FORWARD = "BM_MHA_Fused/B:8/T:1024/threads:2/process_time/real_time"
@@ -179,12 +179,7 @@ def main():
         lines.append(f"| {threads} | {median(busy[threads]):.1f} | "
                      f"{', '.join(f'{v:.0f}' for v in busy[threads])} | "
                      f"{median(busy[threads]) / median(busy[1]):.2f}x |")
-    os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "dispatch_gpt2.md")
-    with open(path, "w") as out:
-        out.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"written: {path}")
+    write_markdown(args.output, "dispatch_gpt2.md", lines)
 
 
 if __name__ == "__main__":

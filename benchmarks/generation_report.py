@@ -73,6 +73,18 @@ def lscpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def write_markdown(folder, name, lines):
+    """Writes the report's lines to folder/name (one final newline), echoes them to stdout and
+    the path to stderr: the reports' common last step."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    with open(path, "w") as report:
+        report.write(text)
+    print(text, end="")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main():
     args = parse_args()
     binary = os.path.join(args.build, "benchmarks", "bench_generation")
@@ -156,12 +168,7 @@ def main():
               f"bfloat16 with bfloat16): {'yes' if same else 'NO'}. The bfloat16 weights "
               f"{'change' if bf16_differs else 'do not change'} the generated ids against "
               "float32's.", ""]
-    os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "generation_gpt2.md")
-    with open(path, "w") as report:
-        report.write("\n".join(lines))
-    print("\n".join(lines))
-    print(f"wrote {path}", file=sys.stderr)
+    write_markdown(args.output, "generation_gpt2.md", lines)
 
 
 def torch_version():

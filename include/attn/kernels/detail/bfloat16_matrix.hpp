@@ -97,6 +97,16 @@ void bfloat16_panel_widen(const BFloat16Packing& packing, const std::uint16_t* p
   }
 }
 
+/// All of a packed W widened to Scalar, row-major (rows, cols).
+template <typename Scalar>
+void bfloat16_widen(const BFloat16Packing& packing, const std::uint16_t* packed, Scalar* w) {
+  for (Index panel = 0; panel < packing.panels(); ++panel) {
+    bfloat16_panel_widen(packing, packed + panel * packing.panel_size(),
+                         packing.panel_outputs(panel),
+                         w + panel * BFloat16Packing::panel_rows * packing.cols);
+  }
+}
+
 #ifdef ATTN_BFLOAT16_DOT
 /// x (m, cols) rounded to bfloat16 pair words (columns 2p and 2p + 1 of a row in one word, a
 /// zero for a padding column), laid out along x's contiguous dimension: word (i, p) at
@@ -171,24 +181,32 @@ inline void bfloat16_dot_product(const BFloat16Packing& packing, const std::uint
 }
 #endif
 
+/// Rounds the rows of one panel of W, W(32 panel + j, c) at rows[j * row_stride + c *
+/// col_stride], into the panel's words in `bits` (BFloat16Packing's layout): its rows by columns
+/// of words, word (j, p) at j + 32 p (round_to_pair_words). For a transposed W (unit row stride:
+/// the backward's operands) each pair of columns is one contiguous stretch of 32 words, rounded
+/// 16 at a time. The padding rows of a last panel are left as they are (zero).
+template <typename Scalar>
+void bfloat16_pack_panel(const BFloat16Packing& packing, Index panel, const Scalar* rows,
+                         Index row_stride, Index col_stride, std::uint16_t* bits) {
+  round_to_pair_words(rows, row_stride, col_stride, packing.cols, 0, packing.panel_outputs(panel),
+                      0, packing.pairs(),
+                      reinterpret_cast<std::uint32_t*>(bits + panel * packing.panel_size()),
+                      Index{1}, BFloat16Packing::panel_rows);
+}
+
 /// Packs W (rows, cols), any strides, into `bits` (BFloat16Packing's layout, zeroed), each
-/// weight rounded to bfloat16; the panels shared among `threads`. A panel is its 32 rows' words
-/// by columns (round_to_pair_words): for a transposed W (the backward's operands: unit row
-/// stride) each pair of columns is one contiguous stretch of 32 words, rounded 16 at a time.
+/// weight rounded to bfloat16; the panels shared among `threads`.
 template <typename Scalar>
 void bfloat16_pack_kernel(const TensorView<const Scalar, 2>& w, std::uint16_t* bits, int threads) {
-  constexpr Index n = BFloat16Packing::panel_rows, min_panels = 8;
+  constexpr Index min_panels = 8;
   const BFloat16Packing packing{w.size(0), w.size(1)};
-  const Index cols = packing.cols;
   for_each_thread_row_block(
       packing.panels(), min_panels, threads, [&](Index, Index panel0, Index count) {
         for (Index panel = panel0; panel < panel0 + count; ++panel) {
-          // Word (j, p) of the panel at j + 32 p: its rows by columns of words.
-          const Index r0 = panel * n;
-          round_to_pair_words(w.data() + r0 * w.stride(0), w.stride(0), w.stride(1), cols, 0,
-                              packing.panel_outputs(panel), 0, packing.pairs(),
-                              reinterpret_cast<std::uint32_t*>(bits + panel * packing.panel_size()),
-                              Index{1}, n);
+          bfloat16_pack_panel(packing, panel,
+                              w.data() + panel * BFloat16Packing::panel_rows * w.stride(0),
+                              w.stride(0), w.stride(1), bits);
         }
       });
 }
@@ -233,11 +251,7 @@ void bfloat16_product_kernel(const std::uint16_t* packed, Index rows, Index cols
   if (m > streamed_rows && packing.panels() < Index{threads} * widened_panels) {
     // Many rows and a narrow W: too few panels to share, so widen W whole and share the rows.
     std::vector<Scalar> widened(static_cast<std::size_t>(rows * cols));
-    for (Index panel = 0; panel < packing.panels(); ++panel) {
-      bfloat16_panel_widen(packing, packed + panel * packing.panel_size(),
-                           packing.panel_outputs(panel),
-                           widened.data() + panel * BFloat16Packing::panel_rows * cols);
-    }
+    bfloat16_widen(packing, packed, widened.data());
     parallel_gemm_kernel<false, true>(m, rows, cols, Scalar(1), x.data(), ldx, widened.data(), cols,
                                       accumulate ? Scalar(1) : Scalar(0), y, ldy, threads);
     return;
@@ -310,7 +324,8 @@ class BFloat16Matrix {
     return *this;
   }
 
-  /// A zero matrix (rows, cols), for filling row by row (set_row) without a Scalar copy of it.
+  /// A zero matrix (rows, cols), for filling panel by panel (set_panel) without a Scalar copy of
+  /// the whole.
   BFloat16Matrix(Index rows, Index cols, Lifetime lifetime = Lifetime::weight)
       : packing_{rows, cols} {
     const Index size = packing_.size();
@@ -321,12 +336,11 @@ class BFloat16Matrix {
     }
   }
 
-  /// Row r of W from row `source_row` of `source` (cols values), rounded to bfloat16.
+  /// Rows 32 panel .. 32 panel + 31 of W (fewer in the last panel) from `rows`, row-major
+  /// (cols values a row), rounded to bfloat16.
   template <typename Scalar>
-  void set_row(Index r, const TensorView<const Scalar, 2>& source, Index source_row) {
-    for (Index c = 0; c < cols(); ++c) {
-      bits()[packing_.offset(r, c)] = bfloat16_bits(static_cast<float>(source(source_row, c)));
-    }
+  void set_panel(Index panel, const Scalar* rows) {
+    bfloat16_pack_panel(packing_, panel, rows, cols(), Index{1}, bits());
   }
 
   bool empty() const { return packing_.rows == 0; }
@@ -343,6 +357,11 @@ class BFloat16Matrix {
   template <typename Scalar>
   void row(Index r, Scalar* out) const {
     for (Index c = 0; c < cols(); ++c) out[c] = static_cast<Scalar>((*this)(r, c));
+  }
+  /// All of W widened into `out`, row-major (rows x cols values).
+  template <typename Scalar>
+  void widen(Scalar* out) const {
+    bfloat16_widen(packing_, bits(), out);
   }
 
   /// Y (m, rows) (+)= X (m, cols) W^T, X any strides, Y row-major with leading dimension ldy

@@ -3,6 +3,7 @@
 #ifndef ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
 #define ATTN_LAYERS_DETAIL_STORED_WEIGHT_HPP
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -64,11 +65,13 @@ class StoredWeight {
     }
     scalar_ = {};
     if (packed_.empty()) packed_ = BFloat16Matrix(shape_[0], shape_[1]);
-    std::vector<Scalar> row(static_cast<std::size_t>(shape_[1]));
-    for (Index r = 0; r < shape_[0]; ++r) {
-      fill(r, row.data());
-      packed_.set_row(r, TensorView<const Scalar, 2>(row.data(), {1, shape_[1]}, {shape_[1], 1}),
-                      0);
+    constexpr Index panel_rows = BFloat16Packing::panel_rows;
+    std::vector<Scalar> rows(static_cast<std::size_t>(panel_rows * shape_[1]));
+    for (Index r0 = 0; r0 < shape_[0]; r0 += panel_rows) {  // a panel's rows at a time
+      for (Index r = r0; r < std::min(r0 + panel_rows, shape_[0]); ++r) {
+        fill(r, rows.data() + (r - r0) * shape_[1]);
+      }
+      packed_.set_panel(r0 / panel_rows, rows.data());
     }
   }
 
@@ -112,9 +115,7 @@ class StoredWeight {
         widened = scalar_.shape() == shape_;
       }
       if (!widened) {
-        auto temporary = Tensor<Scalar, 2>::uninitialized(shape_);
-        for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, temporary.data() + r * shape_[1]);
-        use(static_cast<const Scalar*>(temporary.data()));
+        use(static_cast<const Scalar*>(widened_copy().data()));
         return;
       }
     }
@@ -129,11 +130,13 @@ class StoredWeight {
   const BFloat16Matrix& packed() const { return packed_; }
 
  private:
-  void widen() const {
-    if (scalar_.shape() == shape_) return;
+  Tensor<Scalar, 2> widened_copy() const {
     auto widened = Tensor<Scalar, 2>::uninitialized(shape_);
-    for (Index r = 0; r < shape_[0]; ++r) packed_.row(r, widened.data() + r * shape_[1]);
-    scalar_ = std::move(widened);
+    packed_.widen(widened.data());
+    return widened;
+  }
+  void widen() const {
+    if (scalar_.shape() != shape_) scalar_ = widened_copy();
   }
 
   Shape<2> shape_;
