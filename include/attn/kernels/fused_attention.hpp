@@ -77,6 +77,13 @@ void copy_rows(const Source& src, Index first, Index count, Scalar* dst) {
   }
 }
 
+/// Whether the forward runs a query tile of `rows` rows through online_softmax_single_query
+/// (in Scalar, whatever the products' arithmetic): one query and no dropout. The backward asks
+/// too, to recompute that tile's weights in the same arithmetic.
+inline bool single_query_tile(Index rows, bool dropout) {
+  return rows == 1 && !dropout;
+}
+
 /// One key tile of the online softmax for a single query q (D): scores s = scale K q over the
 /// tile's `cols` keys into `scores` (contiguous), masked, then the running maximum m, sum l and
 /// accumulator acc (Dv) updated as in fused_attention's loop, on whole vectors.
@@ -186,7 +193,7 @@ void fused_attention_kernel(const TensorView<const Scalar, Rank>& q,
         const Index key_end = mask.key_end(q0, rows, S);
         for (Index k0 = mask.key_begin(q0, S); k0 < key_end; k0 += fused_key_tile) {
           const Index cols = std::min(fused_key_tile, key_end - k0);
-          if (rows == 1 && dropout == nullptr) {
+          if (single_query_tile(rows, dropout != nullptr)) {
             // One query (decoding): its scores are one contiguous column, and the online
             // softmax runs along it in whole-vector passes rather than key by key.
             online_softmax_single_query(cols, D, Dv, scale, key_rows + k0 * D, value_rows + k0 * Dv,
@@ -331,9 +338,9 @@ void fused_attention_backward_kernel(
             const Index rows = std::min(Bq, T - q0);
             // Every key of this tile is masked for every query of this query tile: skip it.
             if (mask.key_end(q0, rows, S) <= k0 || mask.key_begin(q0, S) >= k0 + cols) continue;
-            // The arithmetic the forward used for these queries: a tile of one query without
-            // dropout ran in Scalar there (online_softmax_single_query).
-            const bool bfloat16_tile = bfloat16_products && !(rows == 1 && dropout == nullptr);
+            // The arithmetic the forward used for these queries.
+            const bool bfloat16_tile =
+                bfloat16_products && !single_query_tile(rows, dropout != nullptr);
             auto p_t = probabilities_t.topLeftCorner(cols, rows);
             auto ds_t = grad_scores_t.topLeftCorner(cols, rows);
             // Forward stages 1-3 again: P = exp(scale q k^T - lse), masked entries 0.
