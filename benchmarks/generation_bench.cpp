@@ -8,6 +8,11 @@
 //   bench_generation --threads 2 --tokens 200 --cache on      tokens/s and the ids, as JSON
 //   bench_generation ... --weights bfloat16                   the same, weights held in bfloat16
 //   bench_generation ... --compute bfloat16                   products under attn::Autocast
+//   bench_generation ... --checkpoint gpt2/model.safetensors  the weights of a Hugging Face
+//                                                             GPT-2 file instead (streamed in by
+//                                                             load_gpt2_checkpoint, in the
+//                                                             --weights format), with the load's
+//                                                             seconds
 //   bench_generation --threads 2 --bandwidth                  GB/s reading a 1 GiB buffer
 // Both print one JSON object on stdout.
 #include <algorithm>
@@ -21,6 +26,9 @@
 #include <vector>
 
 #include <attn/attn.hpp>
+#ifdef ATTN_BENCH_CHECKPOINTS
+#include <attn/io/gpt2_checkpoint.hpp>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -41,6 +49,7 @@ struct Arguments {
   bool bfloat16 = false;  // --weights float32|bfloat16
   bool autocast = false;  // --compute float32|bfloat16
   bool bandwidth = false;
+  std::string checkpoint;  // a Hugging Face GPT-2 model.safetensors; empty: seed 123
   std::vector<Index> prompt{15496, 11, 314, 716};  // "Hello, I am"
 };
 
@@ -70,6 +79,12 @@ Arguments parse(int argc, char** argv) {
         throw std::invalid_argument("--compute must be float32 or bfloat16, not " + compute);
       }
       args.autocast = compute == "bfloat16";
+    } else if (flag == "--checkpoint") {
+#ifdef ATTN_BENCH_CHECKPOINTS
+      args.checkpoint = value();
+#else
+      throw std::invalid_argument("--checkpoint needs attn::io (nlohmann-json3-dev) at build time");
+#endif
     } else if (flag == "--bandwidth") {
       args.bandwidth = true;
     } else if (flag == "--prompt") {
@@ -81,7 +96,7 @@ Arguments parse(int argc, char** argv) {
           "unknown argument " + flag +
           " (--threads N --tokens N --cache on|off --weights float32|bfloat16 "
           "--compute float32|bfloat16 "
-          "--prompt ids | "
+          "--checkpoint model.safetensors --prompt ids | "
           "--bandwidth)");
     }
   }
@@ -132,10 +147,21 @@ int main(int argc, char** argv) {
                   read_bandwidth_gb_per_s(args.threads));
       return 0;
     }
-    // Built in bfloat16 from the start: never more than the 2-byte weights in memory.
-    attn::GPTModel<float> model(
-        attn::gpt_config_124m, attn::Generator(123),
-        args.bfloat16 ? attn::WeightFormat::bfloat16 : attn::WeightFormat::scalar);
+    // Built (or loaded) in bfloat16 from the start: never more than the 2-byte weights in
+    // memory.
+    const auto format = args.bfloat16 ? attn::WeightFormat::bfloat16 : attn::WeightFormat::scalar;
+    const auto load_start = Clock::now();
+    attn::GPTModel<float> model = [&] {
+#ifdef ATTN_BENCH_CHECKPOINTS
+      if (!args.checkpoint.empty()) {
+        attn::io::Gpt2LoadOptions load;
+        load.weight_format = format;
+        return attn::io::load_gpt2_checkpoint(args.checkpoint, load);
+      }
+#endif
+      return attn::GPTModel<float>(attn::gpt_config_124m, attn::Generator(123), format);
+    }();
+    const double load_seconds = seconds_since(load_start);
     model.eval();
     const attn::Autocast autocast(args.autocast ? attn::Compute::bfloat16 : attn::Compute::scalar);
     attn::Tensor<Index, 2> prompt({1, static_cast<Index>(args.prompt.size())});
@@ -152,7 +178,9 @@ int main(int argc, char** argv) {
     std::ostringstream json;
     json << "{\"threads\": " << args.threads << ", \"cache\": \"" << (args.cache ? "on" : "off")
          << "\", \"weights\": \"" << (args.bfloat16 ? "bfloat16" : "float32")
-         << "\", \"compute\": \"" << (args.autocast ? "bfloat16" : "float32") << "\", \"isa\": \""
+         << "\", \"compute\": \"" << (args.autocast ? "bfloat16" : "float32") << "\", \"model\": \""
+         << (args.checkpoint.empty() ? "seed 123" : args.checkpoint)
+         << "\", \"load_seconds\": " << load_seconds << ", \"isa\": \""
          << attn::isa_name(attn::isa()) << "\", \"tokens\": " << args.tokens
          << ", \"seconds\": " << seconds
          << ", \"tokens_per_second\": " << static_cast<double>(args.tokens) / seconds

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,16 +34,21 @@ const attn::io::SafetensorsFile& gpt2ckpt_io() {
   return file;
 }
 
+/// `state` without the att.mask buffers, which are derived, not weights.
 template <typename Scalar>
-attn::StateDict<Scalar> gpt2ckpt_book_state() {
-  auto state =
-      attn::io::to_state_dict<Scalar>(attn_test::read_fixture("gpt2_tiny_book.safetensors"));
-  for (auto it = state.begin(); it != state.end();) {  // the att.mask buffers: not weights
+attn::StateDict<Scalar> gpt2ckpt_without_masks(attn::StateDict<Scalar> state) {
+  for (auto it = state.begin(); it != state.end();) {
     it = it->first.size() > 9 && it->first.compare(it->first.size() - 9, 9, ".att.mask") == 0
              ? state.erase(it)
              : std::next(it);
   }
   return state;
+}
+
+template <typename Scalar>
+attn::StateDict<Scalar> gpt2ckpt_book_state() {
+  return gpt2ckpt_without_masks(
+      attn::io::to_state_dict<Scalar>(attn_test::read_fixture("gpt2_tiny_book.safetensors")));
 }
 
 /// Passes when both hold the same names and shapes and, elementwise,
@@ -180,6 +186,62 @@ TEST(Gpt2CheckpointLogits, HalfPrecisionCheckpointsMatchPyTorchsRoundedWeights) 
   const auto f32 = attn::io::to_tensor<float, 3>(gpt2ckpt_io(), "logits.f32");
   EXPECT_FALSE(attn_test::close_normwise(bf16.forward(ids.view()), f32, attn_test::frobenius(f32),
                                          gpt2ckpt_float_tolerance));
+}
+
+// ---- Streaming into the model ------------------------------------------------------------------
+
+TEST(Gpt2CheckpointStreaming, LoadedModelHoldsTheMappedStateExactly) {
+  // load_gpt2_checkpoint reads the file tensor by tensor straight into the model (embedding
+  // tables and head by rows, then block by block); the model must hold exactly what the
+  // whole-file mapping gives, for each layout: F32 without prefix, BF16 with "transformer." and
+  // lm_head.weight, F16 without config.json.
+  const struct {
+    const char* path;
+    std::optional<Index> n_heads;
+  } files[] = {{"gpt2_tiny/model.safetensors", std::nullopt},
+               {"gpt2_tiny_bf16/model.safetensors", std::nullopt},
+               {"gpt2_tiny_f16/model.safetensors", Index{4}}};
+  for (const auto& file : files) {
+    SCOPED_TRACE(file.path);
+    const auto mapped =
+        attn::io::gpt2_state_from_hf<float>(attn_test::read_fixture(file.path), gpt2ckpt_tiny);
+    const auto path = attn_test::fixture_path(file.path);
+    EXPECT_TRUE(gpt2ckpt_same_state(gpt2ckpt_without_masks(attn::state_dict(
+                                        attn::io::load_gpt2_checkpoint(path, file.n_heads))),
+                                    mapped, 0, 0));
+    const auto wide =
+        attn::io::gpt2_state_from_hf<double>(attn_test::read_fixture(file.path), gpt2ckpt_tiny);
+    EXPECT_TRUE(gpt2ckpt_same_state(
+        gpt2ckpt_without_masks(
+            attn::state_dict(attn::io::load_gpt2_checkpoint<double>(path, file.n_heads))),
+        wide, 0, 0));
+  }
+}
+
+TEST(Gpt2CheckpointStreaming, Bfloat16WeightFormatEqualsConvertingTheLoadedModel) {
+  // Gpt2LoadOptions::weight_format = bfloat16 rounds tok_emb, the projections and out_head as
+  // they are read (the model never holds them in float): the same weights, bit for bit, and so
+  // the same logits, as loading in float and calling set_weight_format(bfloat16).
+  for (const char* name : {"gpt2_tiny/model.safetensors", "gpt2_tiny_bf16/model.safetensors"}) {
+    SCOPED_TRACE(name);
+    attn::io::Gpt2LoadOptions options;
+    options.weight_format = attn::WeightFormat::bfloat16;
+    auto rounded = attn::io::load_gpt2_checkpoint(attn_test::fixture_path(name), options);
+    auto converted = attn::io::load_gpt2_checkpoint(attn_test::fixture_path(name));
+    converted.set_weight_format(attn::WeightFormat::bfloat16);
+
+    EXPECT_EQ(rounded.tok_emb().weight_format(), attn::WeightFormat::bfloat16);
+    EXPECT_EQ(rounded.out_head().weight_format(), attn::WeightFormat::bfloat16);
+    for (auto& block : rounded.trf_blocks()) {
+      EXPECT_EQ(block.att().out_proj().weight_format(), attn::WeightFormat::bfloat16);
+      EXPECT_EQ(block.ff().layer0().weight_format(), attn::WeightFormat::bfloat16);
+    }
+    EXPECT_FALSE(rounded.is_training());
+    EXPECT_TRUE(gpt2ckpt_same_state(attn::state_dict(rounded), attn::state_dict(converted), 0, 0));
+    const auto ids = attn::io::to_tensor<Index, 2>(gpt2ckpt_io(), "ids");
+    EXPECT_EQ(attn_test::values_of(rounded.forward(ids.view())),
+              attn_test::values_of(converted.forward(ids.view())));
+  }
 }
 
 // ---- Errors ----------------------------------------------------------------------------------

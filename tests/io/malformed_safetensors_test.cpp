@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "attn/io/safetensors.hpp"
 #include "support/expect_error.hpp"
@@ -45,8 +48,13 @@ TEST(MalformedSafetensors, EveryCorpusFileIsRejectedWithItsReason) {
     SCOPED_TRACE(name);
     const auto expected = expected_messages().find(name);
     ASSERT_NE(expected, expected_messages().end()) << "no expected message for " << name;
+    // From the file (SafetensorsReader: header first, then each tensor) and from memory.
     ATTN_EXPECT_ERROR(attn::io::read_safetensors(entry.path().string()), attn::io::SafetensorsError,
                       {expected->second, name.c_str()});
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
+    ATTN_EXPECT_ERROR(attn::io::parse_safetensors(bytes), attn::io::SafetensorsError,
+                      {expected->second, "<memory>"});
   }
   EXPECT_EQ(files, static_cast<int>(expected_messages().size()));
 }

@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attn/io/safetensors.hpp"
@@ -40,7 +42,11 @@ template <typename Scalar>
   for (Index i = 0; i < actual.numel(); ++i) {
     const Scalar a = actual.data()[i], e = expected.data()[i];
     if (std::isnan(a) && std::isnan(e)) continue;
-    if (std::memcmp(&a, &e, sizeof a) != 0) {
+    using Bits = std::conditional_t<sizeof(Scalar) == 4, std::uint32_t, std::uint64_t>;
+    Bits a_bits = 0, e_bits = 0;  // bit for bit: -0 is not 0
+    std::memcpy(&a_bits, &a, sizeof a);
+    std::memcpy(&e_bits, &e, sizeof e);
+    if (a_bits != e_bits) {
       return ::testing::AssertionFailure()
              << "element " << i << ": " << a << " vs PyTorch's " << e << " (bits differ)";
     }
@@ -264,7 +270,7 @@ TEST(SafetensorsDtypes, HalfAndBFloat16WeightsLoadExactly) {
 // ---------------------------------------------------------
 
 std::string write_temp(const attn::io::SafetensorsFile& file, const std::string& name) {
-  const std::string path = ::testing::TempDir() + name;
+  std::string path = ::testing::TempDir() + name;
   attn::io::write_safetensors(path, file);
   return path;
 }
@@ -296,7 +302,7 @@ TEST(SafetensorsDtypes, MaskIsCheckedInAnyDtype) {
   EXPECT_NO_THROW(attn::io::load_safetensors(layer, path));
   causal_mask(attn::io::Dtype::F32, 1.0f);
   const float half = 0.5f;
-  std::memcpy(mask.bytes.data() + 4 * 5, &half, 4);
+  std::memcpy(mask.bytes.data() + std::size_t{4} * 5, &half, 4);
   path = write_temp(file, "attn_f32_half_mask.safetensors");
   ATTN_EXPECT_ERROR(attn::io::load_safetensors(layer, path), SafetensorsError,
                     {"(F32 (6, 6))", "element (0, 5) is 0.5 where it should be 1"});

@@ -115,4 +115,61 @@ TEST(Safetensors, MalformedFilesAreRejectedWithClearErrors) {
                     {"/nonexistent/attn.safetensors", "cannot open"});
 }
 
+TEST(SafetensorsReader, ReadsTheHeaderThenOneTensorAtATime) {
+  // The reader's index and each tensor it reads equal what the whole-file parse holds.
+  const std::string path = attn_test::fixture_path("gpt2_tiny_bf16/model.safetensors");
+  const auto whole = attn::io::read_safetensors(path);
+  attn::io::SafetensorsReader reader(path);
+  EXPECT_EQ(reader.path(), path);
+  ASSERT_EQ(reader.tensors().size(), whole.tensors.size());
+  EXPECT_EQ(reader.metadata(), whole.metadata);
+  for (const auto& [name, tensor] : whole.tensors) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(reader.contains(name));
+    const attn::io::SafetensorsEntry& entry = reader.entry(name);
+    EXPECT_EQ(entry.dtype, tensor.dtype);
+    EXPECT_EQ(entry.shape, tensor.shape);
+    EXPECT_EQ(entry.byte_size(), tensor.bytes.size());
+    EXPECT_EQ(reader.read(name).bytes, tensor.bytes);
+  }
+  // A part of a tensor, converted: BF16 widens to float exactly, as the whole tensor does.
+  const std::string name = "transformer.h.1.mlp.c_fc.weight";  // (24, 96) BF16
+  const auto all = attn::io::to_state_dict<float>(whole).at(name).values;
+  std::vector<float> part(100);
+  reader.read_values(name, 1000, part.size(), part.data());
+  EXPECT_EQ(part, std::vector<float>(all.begin() + 1000, all.begin() + 1100));
+  // Reading in another order (seeking back) changes nothing.
+  EXPECT_EQ(reader.read("transformer.wte.weight").bytes,
+            whole.tensors.at("transformer.wte.weight").bytes);
+}
+
+TEST(SafetensorsReader, RefusesWhatItCannotRead) {
+  const std::string path = attn_test::fixture_path("gpt2_tiny_bf16/model.safetensors");
+  attn::io::SafetensorsReader reader(path);
+  ATTN_EXPECT_ERROR(reader.entry("wte.weight"), SafetensorsError,
+                    {path.c_str(), "has no tensor 'wte.weight'", "'lm_head.weight'"});
+  std::vector<float> values(10);
+  ATTN_EXPECT_ERROR(reader.read_values("transformer.ln_f.bias", 20, 10, values.data()),
+                    SafetensorsError,
+                    {"elements [20, 30) of tensor 'transformer.ln_f.bias'", "it has 24"});
+  ATTN_EXPECT_ERROR(attn::io::SafetensorsReader("/nonexistent/attn.safetensors"), SafetensorsError,
+                    {"/nonexistent/attn.safetensors", "cannot open"});
+  // A file cut short after its header was written: the header is valid, the data is not there.
+  const std::string cut = ::testing::TempDir() + "attn_reader_cut.safetensors";
+  {
+    const auto bytes = attn::io::serialize_safetensors(attn::io::read_safetensors(path));
+    std::vector<unsigned char> header_only(bytes.begin(), bytes.end() - 8);
+    std::FILE* out = std::fopen(cut.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    std::fwrite(header_only.data(), 1, header_only.size(), out);
+    std::fclose(out);
+  }
+  ATTN_EXPECT_ERROR(attn::io::SafetensorsReader{cut}, SafetensorsError,
+                    {cut.c_str(), "outside the", "data section"});
+  std::remove(cut.c_str());
+  // load_tensor reads the one tensor it names.
+  const auto bias = attn::io::load_tensor<float, 1>(path, "transformer.ln_f.bias");
+  EXPECT_EQ(bias.numel(), 24);
+}
+
 }  // namespace

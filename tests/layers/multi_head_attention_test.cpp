@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "support/book_inputs.hpp"
@@ -62,6 +64,31 @@ TEST(MultiHeadAttention, Exercise33Gpt2SizedParameterCount) {
   const attn::MultiHeadAttention<float> mha(768, 768, 1024, 0.0f, 12);
   EXPECT_EQ(mha.head_dim(), 64);
   EXPECT_EQ(attn::parameter_count(mha), 2'360'064);
+}
+
+TEST(MultiHeadAttention, ConstStateOfBfloat16WeightsIsTheRoundedWeights) {
+  // A const visit of bfloat16 weights widens them for that visit only; the split W_query /
+  // W_key / W_value entries are cut from the stacked projection while the widening lives (they
+  // once pointed into a freed copy). Reference: each float weight rounded to nearest even in
+  // its top 16 bits (PyTorch's .to(torch.bfloat16)), written out here; biases stay float.
+  attn::MultiHeadAttention<float> mha(16, 32, 8, 0.0f, 4, true, attn::Generator(3));
+  auto expected = attn::state_dict(mha);
+  for (auto& [name, tensor] : expected) {
+    if (name.find(".weight") == std::string::npos) continue;
+    for (float& value : tensor.values) {
+      std::uint32_t bits = 0;
+      std::memcpy(&bits, &value, 4);
+      bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+      std::memcpy(&value, &bits, 4);
+    }
+  }
+  mha.set_weight_format(attn::WeightFormat::bfloat16);
+  const auto& rounded = mha;
+  const auto state = attn::state_dict(rounded);
+  for (const auto& [name, tensor] : expected) {
+    if (tensor.values.empty() || name == "mask") continue;
+    EXPECT_EQ(state.at(name).values, tensor.values) << name;
+  }
 }
 
 TEST(MultiHeadAttention, BadArgumentsAreErrors) {

@@ -27,6 +27,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "attn/layers/grouped_query_attention.hpp"
+#include "attn/layers/multi_head_attention_combined_qkv.hpp"
+#include "attn/layers/multi_head_attention_wrapper.hpp"
+#include "attn/layers/self_attention_v1.hpp"
+#include "attn/layers/self_attention_v2.hpp"
 #include "attn/layers/state_dict.hpp"
 #include "attn/losses/cross_entropy.hpp"
 #include "support/expect_error.hpp"
@@ -255,6 +260,45 @@ TYPED_TEST(GPTModelTyped, KVCacheDecodeEqualsTheFullForward) {
         first, attn::slice(expected.view(), 1, 0, 3), attn_test::frobenius(expected),
         gm_tolerance<Scalar>(model.config().vocab_size), "prefill against PyTorch"));
   }
+}
+
+/// Whether every drawn parameter of `layer` is zero (the LayerNorms' scales are ones and their
+/// shifts zeros whatever the generator; the causal mask buffers are derived).
+template <typename Layer>
+bool gpt_all_zero(const Layer& layer) {
+  bool zero = true;
+  for (const auto& [name, tensor] : attn::state_dict(layer)) {
+    if (name.find("mask") != std::string::npos) continue;
+    const bool scale = name.size() > 5 && name.compare(name.size() - 5, 5, "scale") == 0;
+    for (const double value : tensor.values) zero = zero && value == (scale ? 1 : 0);
+  }
+  return zero;
+}
+
+TEST(GPTModelSkipInit, LayersBuiltWithSkipInitAreZerosAndDrawNothing) {
+  // attn::skip_init (PyTorch's torch.nn.utils.skip_init): every parameter that would be drawn
+  // is zero and nothing is drawn, in each format, for a loader that fills them all next. A model
+  // built from a generator has no zero weights (they are drawn), so the check can fail.
+  const attn::GPTConfig config{97, 11, 12, 4, 2, 0.1, true};
+  for (const auto format : {attn::WeightFormat::scalar, attn::WeightFormat::bfloat16}) {
+    const attn::GPTModel<float> model(config, attn::skip_init, format);
+    EXPECT_TRUE(gpt_all_zero(model));
+    EXPECT_EQ(model.tok_emb().weight_format(), format);
+    EXPECT_FALSE(gpt_all_zero(attn::GPTModel<float>(config, attn::Generator(1), format)));
+  }
+  // The model's dropout generator starts at the default seed, as a fresh Generator() does.
+  const attn::GPTModel<double> skipped(config, attn::skip_init);
+  attn::Generator fresh;
+  EXPECT_EQ(skipped.dropout_generator().uniform<double>(), fresh.uniform<double>());
+  // The attention layers the book builds on its way there, too.
+  EXPECT_TRUE(gpt_all_zero(attn::SelfAttentionV1<float>(3, 2, attn::skip_init)));
+  EXPECT_TRUE(gpt_all_zero(attn::SelfAttentionV2<float>(3, 2, false, attn::skip_init)));
+  EXPECT_TRUE(gpt_all_zero(
+      attn::MultiHeadAttentionCombinedQKV<float>(6, 6, 4, 0.0f, 2, true, attn::skip_init)));
+  EXPECT_TRUE(
+      gpt_all_zero(attn::GroupedQueryAttention<float>(8, 8, 0.0f, 4, 2, true, attn::skip_init)));
+  EXPECT_TRUE(gpt_all_zero(
+      attn::MultiHeadAttentionWrapper<float>(3, 2, 4, 0.0f, 2, true, attn::skip_init)));
 }
 
 TEST(GPTModelErrors, NamesBadIdsTooLongInputsAndMisusedCaches) {

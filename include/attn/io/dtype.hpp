@@ -28,18 +28,18 @@ enum class Dtype { BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F
 namespace detail {
 
 struct DtypeInfo {
-  Dtype dtype;
   const char* name;
   Index size;  // bytes per element
+  Dtype dtype;
   bool floating;
 };
 
 inline constexpr DtypeInfo dtype_table[] = {
-    {Dtype::BOOL, "BOOL", 1, false}, {Dtype::U8, "U8", 1, false},    {Dtype::I8, "I8", 1, false},
-    {Dtype::U16, "U16", 2, false},   {Dtype::I16, "I16", 2, false},  {Dtype::U32, "U32", 4, false},
-    {Dtype::I32, "I32", 4, false},   {Dtype::U64, "U64", 8, false},  {Dtype::I64, "I64", 8, false},
-    {Dtype::F16, "F16", 2, true},    {Dtype::BF16, "BF16", 2, true}, {Dtype::F32, "F32", 4, true},
-    {Dtype::F64, "F64", 8, true},
+    {"BOOL", 1, Dtype::BOOL, false}, {"U8", 1, Dtype::U8, false},    {"I8", 1, Dtype::I8, false},
+    {"U16", 2, Dtype::U16, false},   {"I16", 2, Dtype::I16, false},  {"U32", 4, Dtype::U32, false},
+    {"I32", 4, Dtype::I32, false},   {"U64", 8, Dtype::U64, false},  {"I64", 8, Dtype::I64, false},
+    {"F16", 2, Dtype::F16, true},    {"BF16", 2, Dtype::BF16, true}, {"F32", 4, Dtype::F32, true},
+    {"F64", 8, Dtype::F64, true},
 };
 
 inline const DtypeInfo& dtype_info(Dtype dtype) {

@@ -32,6 +32,7 @@
 #define ATTN_IO_GPT2_CHECKPOINT_HPP
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -48,6 +49,7 @@
 #include "attn/io/safetensors.hpp"
 #include "attn/models/gpt_model.hpp"
 #include "attn/state/state_dict.hpp"
+#include "attn/tensor/buffer_pool.hpp"
 
 namespace attn::io {
 
@@ -75,23 +77,16 @@ namespace detail {
   throw Gpt2CheckpointError("GPT-2 checkpoint " + source + ": " + what);
 }
 
-/// "transformer." when the file holds GPT2LMHeadModel's names, "" for GPT2Model's.
-inline std::string gpt2_prefix(const SafetensorsFile& file, const std::string& source) {
-  if (file.tensors.count("transformer.wte.weight") != 0) return "transformer.";
-  if (file.tensors.count("wte.weight") != 0) return "";
-  std::string names;
-  int listed = 0;
-  for (const auto& entry : file.tensors) {
-    if (listed++ == 6) {
-      names += ", ...";
-      break;
-    }
-    names += (names.empty() ? "'" : ", '") + entry.first + "'";
-  }
+/// "transformer." when the file holds GPT2LMHeadModel's names, "" for GPT2Model's. `Tensors`
+/// maps names to anything with a shape: a SafetensorsFile's tensors or a SafetensorsReader's.
+template <typename Tensors>
+std::string gpt2_prefix(const Tensors& tensors, const std::string& source) {
+  if (tensors.count("transformer.wte.weight") != 0) return "transformer.";
+  if (tensors.count("wte.weight") != 0) return "";
   gpt2_fail(source,
             "has no tensor 'wte.weight' (nor 'transformer.wte.weight'), so it is not a "
             "Hugging Face GPT-2 checkpoint; it holds " +
-                (names.empty() ? std::string("no tensors") : names));
+                first_names(tensors, 6));
 }
 
 /// The block number N of a name "<prefix>h.N.<rest>", or -1 for any other name.
@@ -108,13 +103,21 @@ inline Index gpt2_block_of(const std::string& name, const std::string& prefix) {
   return static_cast<Index>(std::stol(digits));
 }
 
-/// The block numbers a file holds, as "h.0, h.1, h.3" (at most 8 shown).
-inline std::string gpt2_blocks(const SafetensorsFile& file, const std::string& prefix) {
+/// The block numbers N of the names "<prefix>h.N.*".
+template <typename Tensors>
+std::set<Index> gpt2_block_numbers(const Tensors& tensors, const std::string& prefix) {
   std::set<Index> blocks;
-  for (const auto& entry : file.tensors) {
+  for (const auto& entry : tensors) {
     const Index block = gpt2_block_of(entry.first, prefix);
     if (block >= 0) blocks.insert(block);
   }
+  return blocks;
+}
+
+/// The block numbers a file holds, as "h.0, h.1, h.3" (at most 8 shown).
+template <typename Tensors>
+std::string gpt2_blocks(const Tensors& tensors, const std::string& prefix) {
+  const std::set<Index> blocks = gpt2_block_numbers(tensors, prefix);
   std::string text;
   std::size_t shown = 0;
   for (const Index block : blocks) {
@@ -134,33 +137,83 @@ struct Gpt2Entry {
   std::string book;  // the book's name; for the splits, the prefix "trf_blocks.N.att."
 };
 
+/// The tensors of block `h` ("<prefix>h.N."), under book names starting with `book`
+/// ("trf_blocks.N.", or "" for names relative to the block).
+inline std::vector<Gpt2Entry> gpt2_block_entries(Index E, const std::string& h,
+                                                 const std::string& book) {
+  return {{h + "ln_1.weight", {E}, Gpt2Map::copy, book + "norm1.scale"},
+          {h + "ln_1.bias", {E}, Gpt2Map::copy, book + "norm1.shift"},
+          {h + "attn.c_attn.weight", {E, 3 * E}, Gpt2Map::split_qkv_weight, book + "att."},
+          {h + "attn.c_attn.bias", {3 * E}, Gpt2Map::split_qkv_bias, book + "att."},
+          {h + "attn.c_proj.weight", {E, E}, Gpt2Map::transpose, book + "att.out_proj.weight"},
+          {h + "attn.c_proj.bias", {E}, Gpt2Map::copy, book + "att.out_proj.bias"},
+          {h + "ln_2.weight", {E}, Gpt2Map::copy, book + "norm2.scale"},
+          {h + "ln_2.bias", {E}, Gpt2Map::copy, book + "norm2.shift"},
+          {h + "mlp.c_fc.weight", {E, 4 * E}, Gpt2Map::transpose, book + "ff.layers.0.weight"},
+          {h + "mlp.c_fc.bias", {4 * E}, Gpt2Map::copy, book + "ff.layers.0.bias"},
+          {h + "mlp.c_proj.weight", {4 * E, E}, Gpt2Map::transpose, book + "ff.layers.2.weight"},
+          {h + "mlp.c_proj.bias", {E}, Gpt2Map::copy, book + "ff.layers.2.bias"}};
+}
+
+/// ln_f, under book names starting with `book` ("final_norm.", or "" for the LayerNorm's own).
+inline std::vector<Gpt2Entry> gpt2_final_norm_entries(Index E, const std::string& prefix,
+                                                      const std::string& book) {
+  return {{prefix + "ln_f.weight", {E}, Gpt2Map::copy, book + "scale"},
+          {prefix + "ln_f.bias", {E}, Gpt2Map::copy, book + "shift"}};
+}
+
 /// Every tensor a GPT-2 of `config` holds (lm_head.weight and the mask buffers excepted).
 inline std::vector<Gpt2Entry> gpt2_entries(const Gpt2Config& c, const std::string& prefix) {
-  const Index E = c.emb_dim;
   std::vector<Gpt2Entry> entries = {
-      {prefix + "wte.weight", {c.vocab_size, E}, Gpt2Map::copy, "tok_emb.weight"},
-      {prefix + "wpe.weight", {c.context_length, E}, Gpt2Map::copy, "pos_emb.weight"}};
+      {prefix + "wte.weight", {c.vocab_size, c.emb_dim}, Gpt2Map::copy, "tok_emb.weight"},
+      {prefix + "wpe.weight", {c.context_length, c.emb_dim}, Gpt2Map::copy, "pos_emb.weight"}};
   for (Index n = 0; n < c.n_layers; ++n) {
-    const std::string h = prefix + "h." + std::to_string(n) + ".";
-    const std::string b = "trf_blocks." + std::to_string(n) + ".";
-    const std::vector<Gpt2Entry> block = {
-        {h + "ln_1.weight", {E}, Gpt2Map::copy, b + "norm1.scale"},
-        {h + "ln_1.bias", {E}, Gpt2Map::copy, b + "norm1.shift"},
-        {h + "attn.c_attn.weight", {E, 3 * E}, Gpt2Map::split_qkv_weight, b + "att."},
-        {h + "attn.c_attn.bias", {3 * E}, Gpt2Map::split_qkv_bias, b + "att."},
-        {h + "attn.c_proj.weight", {E, E}, Gpt2Map::transpose, b + "att.out_proj.weight"},
-        {h + "attn.c_proj.bias", {E}, Gpt2Map::copy, b + "att.out_proj.bias"},
-        {h + "ln_2.weight", {E}, Gpt2Map::copy, b + "norm2.scale"},
-        {h + "ln_2.bias", {E}, Gpt2Map::copy, b + "norm2.shift"},
-        {h + "mlp.c_fc.weight", {E, 4 * E}, Gpt2Map::transpose, b + "ff.layers.0.weight"},
-        {h + "mlp.c_fc.bias", {4 * E}, Gpt2Map::copy, b + "ff.layers.0.bias"},
-        {h + "mlp.c_proj.weight", {4 * E, E}, Gpt2Map::transpose, b + "ff.layers.2.weight"},
-        {h + "mlp.c_proj.bias", {E}, Gpt2Map::copy, b + "ff.layers.2.bias"}};
+    const std::vector<Gpt2Entry> block =
+        gpt2_block_entries(c.emb_dim, prefix + "h." + std::to_string(n) + ".",
+                           "trf_blocks." + std::to_string(n) + ".");
     entries.insert(entries.end(), block.begin(), block.end());
   }
-  entries.push_back({prefix + "ln_f.weight", {E}, Gpt2Map::copy, "final_norm.scale"});
-  entries.push_back({prefix + "ln_f.bias", {E}, Gpt2Map::copy, "final_norm.shift"});
+  const std::vector<Gpt2Entry> final_norm =
+      gpt2_final_norm_entries(c.emb_dim, prefix, "final_norm.");
+  entries.insert(entries.end(), final_norm.begin(), final_norm.end());
   return entries;
+}
+
+/// Adds the book's tensor(s) that file tensor `entry`, converted to `values`, becomes: a copy,
+/// a transpose of a Conv1D weight, or c_attn split in three.
+template <typename Scalar>
+void add_gpt2_book_tensors(const Gpt2Entry& entry, std::vector<Scalar> values, Index E,
+                           StateDict<Scalar>& state) {
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto transposed = [](const Scalar* data, Index rows, Index cols, Index stride) {
+    NamedTensor<Scalar> out{{cols, rows},
+                            std::vector<Scalar>(static_cast<std::size_t>(rows * cols))};
+    Eigen::Map<Matrix>(out.values.data(), cols, rows) =
+        Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>(data, rows, cols,
+                                                          Eigen::OuterStride<>(stride))
+            .transpose();
+    return out;
+  };
+  static const char* const qkv[] = {"W_query", "W_key", "W_value"};
+  switch (entry.map) {
+    case Gpt2Map::copy:
+      state[entry.book] = {entry.shape, std::move(values)};
+      break;
+    case Gpt2Map::transpose:
+      state[entry.book] = transposed(values.data(), entry.shape[0], entry.shape[1], entry.shape[1]);
+      break;
+    case Gpt2Map::split_qkv_weight:  // (E, 3E): columns [p E, (p + 1) E) are part p
+      for (int p = 0; p < 3; ++p) {
+        state[entry.book + qkv[p] + ".weight"] = transposed(values.data() + p * E, E, E, 3 * E);
+      }
+      break;
+    case Gpt2Map::split_qkv_bias:
+      for (int p = 0; p < 3; ++p) {
+        state[entry.book + qkv[p] + ".bias"] = {
+            {E}, std::vector<Scalar>(values.begin() + p * E, values.begin() + (p + 1) * E)};
+      }
+      break;
+  }
 }
 
 inline void check_gpt2_config(const Gpt2Config& c, const std::string& source) {
@@ -195,22 +248,18 @@ struct Gpt2Problems {
 
 }  // namespace detail
 
-/// GPT-2's sizes as the tensors of a Hugging Face file show them: vocab_size and emb_dim from
-/// wte.weight, context_length from wpe.weight, n_layers the number of distinct blocks h.N;
-/// n_heads is not stored in safetensors and is left 0. `source` names the file in messages.
-/// @throws Gpt2CheckpointError if the file has no wte.weight / wpe.weight of rank 2, or no block.
-inline Gpt2Config gpt2_config_from_shapes(const SafetensorsFile& file,
-                                          const std::string& source = "<memory>") {
-  const std::string prefix = detail::gpt2_prefix(file, source);
+namespace detail {
+
+template <typename Tensors>
+Gpt2Config gpt2_config_from_shapes(const Tensors& tensors, const std::string& source) {
+  const std::string prefix = gpt2_prefix(tensors, source);
   const auto matrix = [&](const std::string& name) -> const std::vector<Index>& {
-    const auto found = file.tensors.find(prefix + name);
-    if (found == file.tensors.end()) {
-      detail::gpt2_fail(source, "has no tensor '" + prefix + name + "'");
-    }
+    const auto found = tensors.find(prefix + name);
+    if (found == tensors.end()) gpt2_fail(source, "has no tensor '" + prefix + name + "'");
     if (found->second.shape.size() != 2) {
-      detail::gpt2_fail(source, "tensor '" + prefix + name + "' has shape " +
-                                    attn::detail::shape_string(found->second.shape) +
-                                    " but GPT-2's is a matrix (rows, n_embd)");
+      gpt2_fail(source, "tensor '" + prefix + name + "' has shape " +
+                            attn::detail::shape_string(found->second.shape) +
+                            " but GPT-2's is a matrix (rows, n_embd)");
     }
     return found->second.shape;
   };
@@ -218,14 +267,21 @@ inline Gpt2Config gpt2_config_from_shapes(const SafetensorsFile& file,
   config.vocab_size = matrix("wte.weight")[0];
   config.emb_dim = matrix("wte.weight")[1];
   config.context_length = matrix("wpe.weight")[0];
-  std::set<Index> blocks;
-  for (const auto& entry : file.tensors) {
-    const Index block = detail::gpt2_block_of(entry.first, prefix);
-    if (block >= 0) blocks.insert(block);
-  }
-  if (blocks.empty()) detail::gpt2_fail(source, "has no transformer block ('" + prefix + "h.0.*')");
+  const std::set<Index> blocks = gpt2_block_numbers(tensors, prefix);
+  if (blocks.empty()) gpt2_fail(source, "has no transformer block ('" + prefix + "h.0.*')");
   config.n_layers = static_cast<Index>(blocks.size());
   return config;
+}
+
+}  // namespace detail
+
+/// GPT-2's sizes as the tensors of a Hugging Face file show them: vocab_size and emb_dim from
+/// wte.weight, context_length from wpe.weight, n_layers the number of distinct blocks h.N;
+/// n_heads is not stored in safetensors and is left 0. `source` names the file in messages.
+/// @throws Gpt2CheckpointError if the file has no wte.weight / wpe.weight of rank 2, or no block.
+inline Gpt2Config gpt2_config_from_shapes(const SafetensorsFile& file,
+                                          const std::string& source = "<memory>") {
+  return detail::gpt2_config_from_shapes(file.tensors, source);
 }
 
 /// Reads transformers' config.json for GPT-2 (GPT2Config): n_head, n_layer, n_embd, n_positions
@@ -297,6 +353,67 @@ inline Gpt2Config read_gpt2_config_json(const std::string& path) {
   return config;
 }
 
+namespace detail {
+
+/// Checks that `tensors` hold the GPT-2 of `config`, listing every missing, unexpected and
+/// mis-shaped tensor at once, and that each parameter is stored as a floating dtype.
+template <typename Tensors>
+void check_gpt2_tensors(const Tensors& tensors, const Gpt2Config& config, const std::string& prefix,
+                        const std::string& source) {
+  check_gpt2_config(config, source);
+  const std::vector<Gpt2Entry> entries = gpt2_entries(config, prefix);
+  const std::vector<Index> lm_head_shape = {config.vocab_size, config.emb_dim};
+  Gpt2Problems problems;
+  std::set<std::string> known;
+  for (const auto& entry : entries) {
+    known.insert(entry.name);
+    const auto found = tensors.find(entry.name);
+    if (found == tensors.end()) {
+      problems.add("missing tensor '" + entry.name + "' " +
+                   attn::detail::shape_string(entry.shape));
+    } else if (found->second.shape != entry.shape) {
+      problems.add("'" + entry.name + "' has shape " +
+                   attn::detail::shape_string(found->second.shape) + " but " +
+                   attn::detail::shape_string(entry.shape) + " is expected");
+    }
+  }
+  const auto lm_head = tensors.find("lm_head.weight");
+  if (lm_head != tensors.end() && lm_head->second.shape != lm_head_shape) {
+    problems.add("'lm_head.weight' has shape " + attn::detail::shape_string(lm_head->second.shape) +
+                 " but " + attn::detail::shape_string(lm_head_shape) + " is expected");
+  }
+  bool beyond_last_block = false;
+  for (const auto& [name, tensor] : tensors) {
+    if (known.count(name) != 0 || name == "lm_head.weight") continue;
+    const Index block = gpt2_block_of(name, prefix);
+    const std::string h = prefix + "h." + std::to_string(block) + ".";
+    const bool buffer = block >= 0 && block < config.n_layers &&
+                        (name == h + "attn.bias" || name == h + "attn.masked_bias");
+    if (buffer) continue;
+    beyond_last_block = beyond_last_block || block >= config.n_layers;
+    problems.add("unexpected tensor '" + name + "' " + attn::detail::shape_string(tensor.shape));
+  }
+  if (beyond_last_block) {
+    problems.note = attn::detail::concat(
+        "\n  (the file's blocks are ", gpt2_blocks(tensors, prefix), "; a GPT-2 with n_layers ",
+        config.n_layers, " has ", prefix, "h.0 ... ", prefix, "h.", config.n_layers - 1, ")");
+  }
+  if (problems.count != 0) {
+    gpt2_fail(
+        source,
+        attn::detail::concat(
+            "does not hold the GPT-2 with vocab_size ", config.vocab_size, ", context_length ",
+            config.context_length, ", emb_dim ", config.emb_dim, ", n_layers ", config.n_layers,
+            " (shapes as transformers stores them, Conv1D weights (in, out)):", problems.str()));
+  }
+  for (const auto& entry : entries)
+    check_parameter_dtype(tensors.at(entry.name).dtype, source, entry.name);
+  if (lm_head != tensors.end())
+    check_parameter_dtype(lm_head->second.dtype, source, "lm_head.weight");
+}
+
+}  // namespace detail
+
 /// The book-named state of GPTModel (qkv_bias = true, as GPT-2 has) from a Hugging Face GPT-2
 /// file, converted to Scalar (float or double) from F32, F64, BF16 or F16; docs/checkpoints.md
 /// and this file's header give the mapping. Names may carry "transformer."; lm_head.weight, when
@@ -313,100 +430,19 @@ StateDict<Scalar> gpt2_state_from_hf(const SafetensorsFile& file, const Gpt2Conf
                                      const std::string& source = "<memory>") {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "A GPT-2 state converts to float or double.");
-  detail::check_gpt2_config(config, source);
-  const std::string prefix = detail::gpt2_prefix(file, source);
-  const std::vector<detail::Gpt2Entry> entries = detail::gpt2_entries(config, prefix);
-  const std::vector<Index> lm_head_shape = {config.vocab_size, config.emb_dim};
-
-  // 1. Names and shapes, all problems at once.
-  detail::Gpt2Problems problems;
-  std::set<std::string> known;
-  for (const auto& entry : entries) {
-    known.insert(entry.name);
-    const auto found = file.tensors.find(entry.name);
-    if (found == file.tensors.end()) {
-      problems.add("missing tensor '" + entry.name + "' " +
-                   attn::detail::shape_string(entry.shape));
-    } else if (found->second.shape != entry.shape) {
-      problems.add("'" + entry.name + "' has shape " +
-                   attn::detail::shape_string(found->second.shape) + " but " +
-                   attn::detail::shape_string(entry.shape) + " is expected");
-    }
-  }
-  const auto lm_head = file.tensors.find("lm_head.weight");
-  if (lm_head != file.tensors.end() && lm_head->second.shape != lm_head_shape) {
-    problems.add("'lm_head.weight' has shape " + attn::detail::shape_string(lm_head->second.shape) +
-                 " but " + attn::detail::shape_string(lm_head_shape) + " is expected");
-  }
-  bool beyond_last_block = false;
-  for (const auto& [name, tensor] : file.tensors) {
-    if (known.count(name) != 0 || name == "lm_head.weight") continue;
-    const Index block = detail::gpt2_block_of(name, prefix);
-    const std::string h = prefix + "h." + std::to_string(block) + ".";
-    const bool buffer = block >= 0 && block < config.n_layers &&
-                        (name == h + "attn.bias" || name == h + "attn.masked_bias");
-    if (buffer) continue;
-    beyond_last_block = beyond_last_block || block >= config.n_layers;
-    problems.add("unexpected tensor '" + name + "' " + attn::detail::shape_string(tensor.shape));
-  }
-  if (beyond_last_block) {
-    problems.note =
-        attn::detail::concat("\n  (the file's blocks are ", detail::gpt2_blocks(file, prefix),
-                             "; a GPT-2 with n_layers ", config.n_layers, " has ", prefix,
-                             "h.0 ... ", prefix, "h.", config.n_layers - 1, ")");
-  }
-  if (problems.count != 0) {
-    detail::gpt2_fail(
-        source,
-        attn::detail::concat(
-            "does not hold the GPT-2 with vocab_size ", config.vocab_size, ", context_length ",
-            config.context_length, ", emb_dim ", config.emb_dim, ", n_layers ", config.n_layers,
-            " (shapes as transformers stores them, Conv1D weights (in, out)):", problems.str()));
-  }
-
-  // 2. Values, converted and rearranged into the book's layout.
-  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const Index E = config.emb_dim;
-  StateDict<Scalar> state;
+  const std::string prefix = detail::gpt2_prefix(file.tensors, source);
+  detail::check_gpt2_tensors(file.tensors, config, prefix, source);
   const auto values_of = [&](const std::string& name) {
     return detail::convert<Scalar>(file.tensors.at(name), detail::Use::parameter, source, name);
   };
-  const auto transposed = [](const Scalar* data, Index rows, Index cols, Index stride) {
-    NamedTensor<Scalar> out{{cols, rows},
-                            std::vector<Scalar>(static_cast<std::size_t>(rows * cols))};
-    Eigen::Map<Matrix>(out.values.data(), cols, rows) =
-        Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>(data, rows, cols,
-                                                          Eigen::OuterStride<>(stride))
-            .transpose();
-    return out;
-  };
-  static const char* const qkv[] = {"W_query", "W_key", "W_value"};
-  for (const auto& entry : entries) {
-    std::vector<Scalar> values = values_of(entry.name);
-    switch (entry.map) {
-      case detail::Gpt2Map::copy:
-        state[entry.book] = {entry.shape, std::move(values)};
-        break;
-      case detail::Gpt2Map::transpose:
-        state[entry.book] =
-            transposed(values.data(), entry.shape[0], entry.shape[1], entry.shape[1]);
-        break;
-      case detail::Gpt2Map::split_qkv_weight:  // (E, 3E): columns [p E, (p + 1) E) are part p
-        for (int p = 0; p < 3; ++p) {
-          state[entry.book + qkv[p] + ".weight"] = transposed(values.data() + p * E, E, E, 3 * E);
-        }
-        break;
-      case detail::Gpt2Map::split_qkv_bias:
-        for (int p = 0; p < 3; ++p) {
-          state[entry.book + qkv[p] + ".bias"] = {
-              {E}, std::vector<Scalar>(values.begin() + p * E, values.begin() + (p + 1) * E)};
-        }
-        break;
-    }
+  StateDict<Scalar> state;
+  for (const auto& entry : detail::gpt2_entries(config, prefix)) {
+    detail::add_gpt2_book_tensors(entry, values_of(entry.name), config.emb_dim, state);
   }
-  state["out_head.weight"] = lm_head != file.tensors.end()
-                                 ? NamedTensor<Scalar>{lm_head_shape, values_of("lm_head.weight")}
-                                 : state.at("tok_emb.weight");
+  state["out_head.weight"] =
+      file.tensors.count("lm_head.weight") != 0
+          ? NamedTensor<Scalar>{{config.vocab_size, config.emb_dim}, values_of("lm_head.weight")}
+          : state.at("tok_emb.weight");
   return state;
 }
 
@@ -424,7 +460,8 @@ inline GPTConfig gpt_model_config(const Gpt2Config& c, double drop_rate = 0) {
   return config;
 }
 
-/// How load_gpt2_checkpoint finds what a safetensors file does not hold.
+/// How load_gpt2_checkpoint finds what a safetensors file does not hold, and how it stores the
+/// weights.
 struct Gpt2LoadOptions {
   /// The number of heads; needed when there is no config.json, and must agree with its n_head
   /// when there is one.
@@ -434,7 +471,107 @@ struct Gpt2LoadOptions {
   std::string config_path;
   /// The model's drop_rate (GPT-2 was trained with 0.1; it only acts in training mode).
   double drop_rate = 0;
+  /// How the model stores tok_emb, the blocks' projections and out_head
+  /// (GPTModel::set_weight_format). WeightFormat::bfloat16 rounds them as they are read: the
+  /// model never holds them in Scalar (GPT-2 124M: a 390 MB process instead of 720).
+  WeightFormat weight_format = WeightFormat::scalar;
 };
+
+namespace detail {
+
+template <typename Tensors>
+Gpt2Config resolve_gpt2_config(const Tensors& tensors, const std::optional<Gpt2Config>& json,
+                               std::optional<Index> n_heads, const std::string& source) {
+  Gpt2Config config = gpt2_config_from_shapes(tensors, source);
+  if (json) {
+    const std::string prefix = gpt2_prefix(tensors, source);
+    const auto check = [&](const char* key, Index stated, Index found, const std::string& where) {
+      if (stated != found) {
+        gpt2_fail(source, attn::detail::concat("config.json has ", key, " ", stated,
+                                               " but the file has ", found, " (", where, ")"));
+      }
+    };
+    const auto shape = [&](const std::string& name) {
+      return attn::detail::shape_string(tensors.at(prefix + name).shape);
+    };
+    check("vocab_size", json->vocab_size, config.vocab_size, "wte.weight " + shape("wte.weight"));
+    check("n_embd", json->emb_dim, config.emb_dim, "wte.weight " + shape("wte.weight"));
+    check("n_positions", json->context_length, config.context_length,
+          "wpe.weight " + shape("wpe.weight"));
+    check("n_layer", json->n_layers, config.n_layers, "blocks " + gpt2_blocks(tensors, prefix));
+    if (n_heads && *n_heads != json->n_heads) {
+      gpt2_fail(source, attn::detail::concat("n_heads (", *n_heads,
+                                             ") disagrees with config.json's n_head (",
+                                             json->n_heads, ")"));
+    }
+    config.n_heads = json->n_heads;
+  } else if (n_heads) {
+    config.n_heads = *n_heads;
+  } else {
+    gpt2_fail(source,
+              "the number of heads is not stored in a safetensors file: put the checkpoint's "
+              "config.json beside it, or pass n_heads (12 for gpt2, 16 for gpt2-medium, 20 for "
+              "gpt2-large, 25 for gpt2-xl)");
+  }
+  return config;
+}
+
+/// The whole tensor `name` of `file`, converted to Scalar.
+template <typename Scalar>
+std::vector<Scalar> read_gpt2_values(SafetensorsReader& file, const std::string& name) {
+  std::vector<Scalar> values(static_cast<std::size_t>(file.entry(name).numel()));
+  file.read_values(name, 0, values.size(), values.data());
+  return values;
+}
+
+/// Streams the (rows, cols) tensor `name` into the weight of `layer` (an Embedding or a Linear
+/// of that shape) through its assign_weight, a few rows at a time: the layer keeps its
+/// WeightFormat, and a bfloat16 table is never held in Scalar, nor is the file's tensor whole.
+template <typename Scalar, typename Layer>
+void stream_gpt2_rows(SafetensorsReader& file, const std::string& name, Layer& layer) {
+  const std::uint64_t rows = file.entry(name).shape[0], cols = file.entry(name).shape[1];
+  constexpr std::uint64_t chunk_rows = 256;
+  std::vector<Scalar> chunk(static_cast<std::size_t>(std::min(rows, chunk_rows) * cols));
+  layer.assign_weight([&](Index row, Scalar* values) {
+    const auto r = static_cast<std::uint64_t>(row);
+    if (r % chunk_rows == 0) {
+      file.read_values(name, r * cols, std::min(chunk_rows, rows - r) * cols, chunk.data());
+    }
+    std::copy_n(chunk.data() + (r % chunk_rows) * cols, cols, values);
+  });
+}
+
+/// Loads every tensor of a checked GPT-2 file into `model`, one piece at a time: the embedding
+/// tables and the head streamed by rows, then block after block (its twelve file tensors
+/// converted, loaded, and stored as `format`), then ln_f. At any moment the process holds the
+/// model and one block's Scalar weights, never a second copy of the whole file.
+template <typename Scalar>
+void load_gpt2_weights(SafetensorsReader& file, const Gpt2Config& config, const std::string& prefix,
+                       WeightFormat format, GPTModel<Scalar>& model) {
+  stream_gpt2_rows<Scalar>(file, prefix + "wte.weight", model.tok_emb());
+  stream_gpt2_rows<Scalar>(file, prefix + "wpe.weight", model.pos_emb());
+  // GPT-2 ties its head to wte; a file from GPT2LMHeadModel may store it as lm_head.weight.
+  stream_gpt2_rows<Scalar>(
+      file, file.contains("lm_head.weight") ? "lm_head.weight" : prefix + "wte.weight",
+      model.out_head());
+  const auto load = [&](auto& layer, const std::vector<Gpt2Entry>& entries) {
+    StateDict<Scalar> state;
+    for (const auto& entry : entries) {
+      add_gpt2_book_tensors(entry, read_gpt2_values<Scalar>(file, entry.name), config.emb_dim,
+                            state);
+    }
+    load_state_dict(layer, state);
+  };
+  for (Index n = 0; n < config.n_layers; ++n) {
+    auto& block = model.trf_blocks()[static_cast<std::size_t>(n)];
+    load(block, gpt2_block_entries(config.emb_dim, prefix + "h." + std::to_string(n) + ".", ""));
+    block.set_weight_format(format);  // loading returned the block's projections to Scalar
+  }
+  load(model.final_norm(), gpt2_final_norm_entries(config.emb_dim, prefix, ""));
+  if (format != WeightFormat::scalar) release_buffer_pool();  // the blocks' Scalar weights
+}
+
+}  // namespace detail
 
 /// The sizes of the GPT-2 in `file`: from its shapes, with n_heads from `json` (config.json,
 /// when given) or `n_heads`; every size config.json states must equal the file's.
@@ -443,52 +580,24 @@ struct Gpt2LoadOptions {
 inline Gpt2Config resolve_gpt2_config(const SafetensorsFile& file,
                                       const std::optional<Gpt2Config>& json,
                                       std::optional<Index> n_heads, const std::string& source) {
-  Gpt2Config config = gpt2_config_from_shapes(file, source);
-  if (json) {
-    const std::string prefix = detail::gpt2_prefix(file, source);
-    const auto check = [&](const char* key, Index stated, Index found, const std::string& where) {
-      if (stated != found) {
-        detail::gpt2_fail(
-            source, attn::detail::concat("config.json has ", key, " ", stated, " but the file has ",
-                                         found, " (", where, ")"));
-      }
-    };
-    const auto shape = [&](const std::string& name) {
-      return attn::detail::shape_string(file.tensors.at(prefix + name).shape);
-    };
-    check("vocab_size", json->vocab_size, config.vocab_size, "wte.weight " + shape("wte.weight"));
-    check("n_embd", json->emb_dim, config.emb_dim, "wte.weight " + shape("wte.weight"));
-    check("n_positions", json->context_length, config.context_length,
-          "wpe.weight " + shape("wpe.weight"));
-    check("n_layer", json->n_layers, config.n_layers,
-          "blocks " + detail::gpt2_blocks(file, prefix));
-    if (n_heads && *n_heads != json->n_heads) {
-      detail::gpt2_fail(source, attn::detail::concat("n_heads (", *n_heads,
-                                                     ") disagrees with config.json's n_head (",
-                                                     json->n_heads, ")"));
-    }
-    config.n_heads = json->n_heads;
-  } else if (n_heads) {
-    config.n_heads = *n_heads;
-  } else {
-    detail::gpt2_fail(source,
-                      "the number of heads is not stored in a safetensors file: put the "
-                      "checkpoint's config.json beside it, or pass n_heads (12 for gpt2, 16 for "
-                      "gpt2-medium, 20 for gpt2-large, 25 for gpt2-xl)");
-  }
-  return config;
+  return detail::resolve_gpt2_config(file.tensors, json, n_heads, source);
 }
 
 /// Loads a Hugging Face GPT-2 `model.safetensors` into a GPTModel<Scalar> (float or double)
 /// whose Config comes from the file's shapes and config.json (see Gpt2LoadOptions); F32, F64,
-/// BF16 and F16 tensors convert into Scalar exactly (F64 into float rounded to nearest).
-/// Everything is validated before the model is built. The model is returned in eval mode, as
-/// transformers' from_pretrained returns it; call train() to fine-tune.
+/// BF16 and F16 tensors convert into Scalar exactly (F64 into float rounded to nearest), and
+/// options.weight_format says how the model stores them. The file is read tensor by tensor
+/// (SafetensorsReader) straight into the model: the process never holds the whole file, nor a
+/// state_dict of it, beside the model. Names, shapes and dtypes are all checked before the
+/// model is built. The model is returned in eval mode, as transformers' from_pretrained returns
+/// it; call train() to fine-tune.
 /// @throws Gpt2CheckpointError / SafetensorsError (both std::invalid_argument) naming the file:
 ///         unreadable or malformed, config.json refused, sizes disagreeing, n_heads unknown or not
 ///         dividing n_embd, missing, unexpected or mis-shaped tensors.
 template <typename Scalar = float>
 GPTModel<Scalar> load_gpt2_checkpoint(const std::string& path, const Gpt2LoadOptions& options) {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
+                "A GPT-2 checkpoint loads into GPTModel<float> or GPTModel<double>.");
   std::optional<Gpt2Config> json;
   if (!options.config_path.empty()) {
     json = read_gpt2_config_json(options.config_path);
@@ -496,15 +605,15 @@ GPTModel<Scalar> load_gpt2_checkpoint(const std::string& path, const Gpt2LoadOpt
     const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "config.json";
     if (std::filesystem::exists(beside)) json = read_gpt2_config_json(beside.string());
   }
-  Gpt2Config config;
-  StateDict<Scalar> state;
-  {  // the file's bytes are released before the model is built
-    const SafetensorsFile file = read_safetensors(path);
-    config = resolve_gpt2_config(file, json, options.n_heads, path);
-    state = gpt2_state_from_hf<Scalar>(file, config, path);
-  }
-  GPTModel<Scalar> model(gpt_model_config(config, options.drop_rate));
-  load_state_dict(model, state);
+  SafetensorsReader file(path);
+  const Gpt2Config config =
+      detail::resolve_gpt2_config(file.tensors(), json, options.n_heads, path);
+  const std::string prefix = detail::gpt2_prefix(file.tensors(), path);
+  detail::check_gpt2_tensors(file.tensors(), config, prefix, path);
+  // Zeros, not random weights that every tensor of the file then overwrites.
+  GPTModel<Scalar> model(gpt_model_config(config, options.drop_rate), skip_init,
+                         options.weight_format);
+  detail::load_gpt2_weights(file, config, prefix, options.weight_format, model);
   model.eval();
   return model;
 }

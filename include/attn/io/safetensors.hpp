@@ -4,8 +4,10 @@
 // A file is: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name
 // to {"dtype", "shape", "data_offsets": [begin, end)} (offsets relative to the data section),
 // an optional "__metadata__" string map, then the raw little-endian data. attn reads every dtype
-// of the format (BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64); everything
-// about a file is validated before any tensor is used, and an unknown dtype is refused.
+// of the format (BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64); the header
+// (every name, dtype, shape and byte range) is validated before any tensor is used, and an
+// unknown dtype is refused. SafetensorsReader then reads one tensor, or part of one, at a time,
+// so a large file is never held whole; read_safetensors reads every tensor through it.
 //
 // Loading converts, forgiving what it safely can (docs/weights.md has the table):
 //  - a layer's parameters load from F64, F32, BF16 or F16 into the layer's float or double:
@@ -64,6 +66,25 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
+/// Where one tensor lies in a file: dtype, shape, and its bytes [begin, end) in the data section.
+struct SafetensorsEntry {
+  Dtype dtype = Dtype::F32;
+  std::vector<Index> shape;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+
+  std::uint64_t byte_size() const { return end - begin; }
+  std::uint64_t numel() const {
+    return byte_size() / static_cast<std::uint64_t>(dtype_size(dtype));
+  }
+};
+
+/// A file's header: where each tensor lies, by name, and the "__metadata__" strings.
+struct SafetensorsHeader {
+  std::map<std::string, SafetensorsEntry> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
 /// The largest JSON header attn accepts: 100 MB, the limit of the reference implementation.
 /// A header length beyond it is rejected before anything is allocated.
 inline constexpr std::uint64_t max_header_bytes = 100'000'000;
@@ -92,13 +113,14 @@ inline Dtype parse_dtype(const std::string& text, const std::string& source,
                    "', which attn does not know; safetensors dtypes attn reads: " + known);
 }
 
-/// Parses a whole file held in memory. Every size is checked before it is trusted.
-inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
-                             const std::string& source) {
+/// The 8-byte little-endian header length at the start of a file of `size` bytes, checked
+/// against the limit and the file's size before anything is allocated.
+inline std::uint64_t header_length(const unsigned char* first_bytes, std::uint64_t size,
+                                   const std::string& source) {
   if (!little_endian_host()) fail(source, "big-endian hosts are not supported");
   if (size < 8) fail(source, "file has " + std::to_string(size) + " bytes; at least 8 needed");
   std::uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | first_bytes[i];
   if (header_size > max_header_bytes) {
     fail(source, "header length " + std::to_string(header_size) + " exceeds the limit of " +
                      std::to_string(max_header_bytes) + " bytes");
@@ -107,7 +129,14 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
     fail(source, "header length " + std::to_string(header_size) + " runs past the end of the " +
                      std::to_string(size) + "-byte file");
   }
-  const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
+  return header_size;
+}
+
+/// Parses and checks the JSON header (`header_size` bytes at `text`) of a file whose data
+/// section has `data_size` bytes: every name, dtype, shape and byte range, before any tensor's
+/// bytes are read.
+inline SafetensorsHeader parse_header(const char* text, std::uint64_t header_size,
+                                      std::uint64_t data_size, const std::string& source) {
   nlohmann::json header;
   // JSON allows a name twice in an object and nlohmann keeps the last; a safetensors file with
   // two tensors of one name is ambiguous, so the parser callback records every top-level name.
@@ -122,23 +151,21 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
     return true;
   };
   try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_size, record_names);
+    header = nlohmann::json::parse(text, text + header_size, record_names);
   } catch (const nlohmann::json::exception& error) {
     fail(source, std::string("header is not valid JSON: ") + error.what());
   }
   if (!duplicate.empty()) fail(source, "header names tensor '" + duplicate + "' more than once");
   if (!header.is_object()) fail(source, "header is not a JSON object");
 
-  const unsigned char* data = bytes + 8 + header_size;
-  const std::uint64_t data_size = size - 8 - header_size;
-  SafetensorsFile file;
+  SafetensorsHeader result;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(source, "__metadata__ is not an object");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) fail(source, "__metadata__ '" + key + "' is not a string");
-        file.metadata[key] = value.get<std::string>();
+        result.metadata[key] = value.get<std::string>();
       }
       continue;
     }
@@ -149,7 +176,7 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
       fail(source,
            "tensor '" + name + "' needs a string dtype, a shape array and two " + "data_offsets");
     }
-    SafetensorsTensor tensor;
+    SafetensorsEntry tensor;
     tensor.dtype = parse_dtype(entry["dtype"].get<std::string>(), source, name);
     std::uint64_t expected = static_cast<std::uint64_t>(dtype_size(tensor.dtype));
     std::uint64_t nonzero_product = 1;
@@ -174,31 +201,20 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
     if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
       fail(source, "tensor '" + name + "' has data_offsets that are not non-negative integers");
     }
-    const auto begin = offsets[0].get<std::uint64_t>();
-    const auto end = offsets[1].get<std::uint64_t>();
-    if (begin > end || end > data_size) {
-      fail(source, "tensor '" + name + "' has data_offsets [" + std::to_string(begin) + ", " +
-                       std::to_string(end) + ") outside the " + std::to_string(data_size) +
-                       "-byte data section");
+    tensor.begin = offsets[0].get<std::uint64_t>();
+    tensor.end = offsets[1].get<std::uint64_t>();
+    if (tensor.begin > tensor.end || tensor.end > data_size) {
+      fail(source, "tensor '" + name + "' has data_offsets [" + std::to_string(tensor.begin) +
+                       ", " + std::to_string(tensor.end) + ") outside the " +
+                       std::to_string(data_size) + "-byte data section");
     }
-    if (end - begin != expected) {
-      fail(source, "tensor '" + name + "' covers " + std::to_string(end - begin) +
+    if (tensor.byte_size() != expected) {
+      fail(source, "tensor '" + name + "' covers " + std::to_string(tensor.byte_size()) +
                        " bytes but its shape and dtype " + dtype_name(tensor.dtype) + " need " +
                        std::to_string(expected));
     }
-    if (tensor.dtype == Dtype::BOOL) {
-      // A BOOL byte other than 0 or 1 has no meaning; refusing it keeps every converted value
-      // well defined (and a mask check cannot be fooled by "true" written as 2).
-      for (std::uint64_t i = begin; i < end; ++i) {
-        if (data[i] > 1) {
-          fail(source, "tensor '" + name + "' is BOOL but element " + std::to_string(i - begin) +
-                           " holds the byte " + std::to_string(data[i]) + "; BOOL is 0 or 1");
-        }
-      }
-    }
-    tensor.bytes.assign(data + begin, data + end);
-    ranges.emplace_back(begin, end);
-    file.tensors.emplace(name, std::move(tensor));
+    ranges.emplace_back(tensor.begin, tensor.end);
+    result.tensors.emplace(name, std::move(tensor));
   }
   std::sort(ranges.begin(), ranges.end());
   for (std::size_t i = 1; i < ranges.size(); ++i) {
@@ -206,7 +222,53 @@ inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
       fail(source, "tensors overlap at data offset " + std::to_string(ranges[i].first));
     }
   }
+  return result;
+}
+
+/// A BOOL byte other than 0 or 1 has no meaning; refusing it keeps every converted value well
+/// defined (and a mask check cannot be fooled by "true" written as 2). `first` is the index of
+/// bytes[0] in the tensor.
+inline void check_bool_bytes(Dtype dtype, const unsigned char* bytes, std::uint64_t count,
+                             std::uint64_t first, const std::string& source,
+                             const std::string& name) {
+  if (dtype != Dtype::BOOL) return;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (bytes[i] > 1) {
+      fail(source, "tensor '" + name + "' is BOOL but element " + std::to_string(first + i) +
+                       " holds the byte " + std::to_string(bytes[i]) + "; BOOL is 0 or 1");
+    }
+  }
+}
+
+/// Parses a whole file held in memory. Every size is checked before it is trusted.
+inline SafetensorsFile parse(const unsigned char* bytes, std::uint64_t size,
+                             const std::string& source) {
+  const std::uint64_t header_size = header_length(bytes, size, source);
+  SafetensorsHeader header = parse_header(reinterpret_cast<const char*>(bytes + 8), header_size,
+                                          size - 8 - header_size, source);
+  const unsigned char* data = bytes + 8 + header_size;
+  SafetensorsFile file;
+  file.metadata = std::move(header.metadata);
+  for (const auto& [name, entry] : header.tensors) {
+    check_bool_bytes(entry.dtype, data + entry.begin, entry.byte_size(), 0, source, name);
+    SafetensorsTensor& tensor = file.tensors[name];
+    tensor.dtype = entry.dtype;
+    tensor.shape = entry.shape;
+    tensor.bytes.assign(data + entry.begin, data + entry.end);
+  }
   return file;
+}
+
+/// "'a', 'b', ..." : the first names of a map, for messages.
+template <typename Map>
+std::string first_names(const Map& tensors, int most) {
+  std::string names;
+  int listed = 0;
+  for (const auto& entry : tensors) {
+    if (listed++ == most) return names + ", ...";
+    names += (names.empty() ? "'" : ", '") + entry.first + "'";
+  }
+  return names.empty() ? std::string("no tensors") : names;
 }
 
 }  // namespace detail
@@ -217,19 +279,105 @@ inline SafetensorsFile parse_safetensors(const std::vector<unsigned char>& bytes
   return detail::parse(bytes.data(), bytes.size(), "<memory>");
 }
 
-/// Reads a safetensors file.
+/// A safetensors file opened for reading one tensor at a time. Opening reads and checks the
+/// header only (every name, dtype, shape and byte range); a tensor's bytes are read when asked
+/// for, so a model loads without the whole file in memory (a 500 MB GPT-2 needs the largest
+/// piece it converts at once, not 500 MB more). Reading seeks one stream: use a reader from one
+/// thread at a time.
+class SafetensorsReader {
+ public:
+  /// @throws SafetensorsError naming `path` if it cannot be read or its header is malformed.
+  explicit SafetensorsReader(const std::string& path)
+      : path_(path), in_(path, std::ios::binary | std::ios::ate) {
+    if (!in_) detail::fail(path_, "cannot open the file");
+    const std::streamoff size = in_.tellg();
+    if (size < 0) detail::fail(path_, "cannot determine the file size");
+    const auto file_size = static_cast<std::uint64_t>(size);
+    unsigned char length[8] = {};
+    in_.seekg(0);
+    if (file_size >= 8 && !in_.read(reinterpret_cast<char*>(length), 8)) {
+      detail::fail(path_, "cannot read the file");
+    }
+    const std::uint64_t header_size = detail::header_length(length, file_size, path_);
+    std::string text(static_cast<std::size_t>(header_size), '\0');
+    if (!in_.read(text.data(), static_cast<std::streamsize>(header_size))) {
+      detail::fail(path_, "cannot read the header");
+    }
+    header_ = detail::parse_header(text.data(), header_size, file_size - 8 - header_size, path_);
+    data_start_ = 8 + header_size;
+  }
+
+  const std::string& path() const { return path_; }
+  /// Every tensor's dtype, shape and place, by name.
+  const std::map<std::string, SafetensorsEntry>& tensors() const { return header_.tensors; }
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  bool contains(const std::string& name) const { return header_.tensors.count(name) != 0; }
+  /// @throws SafetensorsError naming the file, `name` and the names the file holds.
+  const SafetensorsEntry& entry(const std::string& name) const {
+    const auto found = header_.tensors.find(name);
+    if (found == header_.tensors.end()) {
+      detail::fail(path_, "has no tensor '" + name + "' (it holds " +
+                              detail::first_names(header_.tensors, 8) + ")");
+    }
+    return found->second;
+  }
+
+  /// Elements [first, first + count) of tensor `name`, as they are stored.
+  /// @throws SafetensorsError for a range outside the tensor, a read error, or a BOOL byte
+  ///         other than 0 or 1.
+  void read_bytes(const std::string& name, std::uint64_t first, std::uint64_t count,
+                  unsigned char* out) {
+    const SafetensorsEntry& tensor = entry(name);
+    if (first > tensor.numel() || count > tensor.numel() - first) {
+      detail::fail(path_, "elements [" + std::to_string(first) + ", " +
+                              std::to_string(first + count) + ") of tensor '" + name +
+                              "' were asked for; it has " + std::to_string(tensor.numel()));
+    }
+    const auto size = static_cast<std::uint64_t>(dtype_size(tensor.dtype));
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(data_start_ + tensor.begin + first * size));
+    if (!in_.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(count * size))) {
+      detail::fail(path_, "cannot read tensor '" + name +
+                              "' (the file is shorter than its "
+                              "header says, or was changed)");
+    }
+    detail::check_bool_bytes(tensor.dtype, out, count, first, path_, name);
+  }
+
+  /// Elements [first, first + count) of tensor `name` converted to Scalar (float, double or
+  /// attn::Index) as load_tensor converts them.
+  /// @throws SafetensorsError as read_bytes, or naming an element Scalar cannot hold exactly.
+  template <typename Scalar>
+  void read_values(const std::string& name, std::uint64_t first, std::uint64_t count, Scalar* out);
+
+  /// The whole tensor `name`, its bytes as stored.
+  SafetensorsTensor read(const std::string& name) {
+    const SafetensorsEntry& tensor = entry(name);
+    SafetensorsTensor result{tensor.dtype, tensor.shape,
+                             std::vector<unsigned char>(tensor.byte_size())};
+    read_bytes(name, 0, tensor.numel(), result.bytes.data());
+    return result;
+  }
+
+  /// Every tensor, read once each.
+  SafetensorsFile read_all() {
+    SafetensorsFile file;
+    file.metadata = header_.metadata;
+    for (const auto& entry : header_.tensors) file.tensors.emplace(entry.first, read(entry.first));
+    return file;
+  }
+
+ private:
+  std::string path_;
+  std::ifstream in_;
+  SafetensorsHeader header_;
+  std::uint64_t data_start_ = 0;
+};
+
+/// Reads a whole safetensors file (SafetensorsReader reads one tensor at a time).
 /// @throws SafetensorsError if the file cannot be read or is malformed.
 inline SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) detail::fail(path, "cannot open the file");
-  const std::streamoff size = in.tellg();
-  if (size < 0) detail::fail(path, "cannot determine the file size");
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    detail::fail(path, "cannot read the file");
-  }
-  return detail::parse(bytes.data(), bytes.size(), path);
+  return SafetensorsReader(path).read_all();
 }
 
 /// Serialises tensors (in name order) and metadata to safetensors bytes.
@@ -250,8 +398,7 @@ inline std::vector<unsigned char> serialize_safetensors(const SafetensorsFile& f
   std::vector<unsigned char> bytes(8 + text.size() + offset);
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
   unsigned char* at = bytes.data() + 8;
-  std::memcpy(at, text.data(), text.size());
-  at += text.size();
+  at = std::copy(text.begin(), text.end(), at);
   for (const auto& entry : file.tensors) {
     if (entry.second.bytes.empty()) continue;
     std::memcpy(at, entry.second.bytes.data(), entry.second.bytes.size());
@@ -298,11 +445,11 @@ constexpr void check_target() {
 /// would change: an integer Scalar cannot hold, a non-integer or out-of-range value for
 /// attn::Index, a finite F64 beyond float's range.
 template <typename Scalar>
-Scalar convert_element(const Element& e, const SafetensorsTensor& tensor, std::size_t i,
-                       const std::string& source, const std::string& name) {
+Scalar convert_element(const Element& e, Dtype dtype, std::uint64_t i, const std::string& source,
+                       const std::string& name) {
   const auto refuse = [&](const std::string& why) {
-    fail(source, "tensor '" + name + "' element " + std::to_string(i) + " (" +
-                     dtype_name(tensor.dtype) + " " + e.text() + ") " + why);
+    fail(source, "tensor '" + name + "' element " + std::to_string(i) + " (" + dtype_name(dtype) +
+                     " " + e.text() + ") " + why);
   };
   constexpr double two_to_63 = 9223372036854775808.0;
   if constexpr (std::is_same_v<Scalar, Index>) {
@@ -341,28 +488,64 @@ Scalar convert_element(const Element& e, const SafetensorsTensor& tensor, std::s
   }
 }
 
+/// Refuses a parameter stored as an integer or BOOL: weights stored so are quantised or a
+/// mistake.
+inline void check_parameter_dtype(Dtype dtype, const std::string& source, const std::string& name) {
+  if (!is_floating(dtype)) {
+    fail(source, "parameter '" + name + "' has dtype " + dtype_name(dtype) +
+                     "; attn loads parameters from F64, F32, BF16 or F16 (save the floating-" +
+                     "point weights, e.g. with .float())");
+  }
+}
+
+/// `count` stored elements of `dtype` as Scalar; `first` is the index of bytes' first element
+/// in its tensor, for messages.
+/// @throws SafetensorsError naming the element and value that would change.
+template <typename Scalar>
+void convert_values(Dtype dtype, const unsigned char* bytes, std::uint64_t count,
+                    std::uint64_t first, Scalar* out, const std::string& source,
+                    const std::string& name) {
+  check_target<Scalar>();
+  if (dtype == dtype_of<Scalar>()) {  // the same type: a copy
+    if (count != 0) std::memcpy(out, bytes, count * sizeof(Scalar));
+    return;
+  }
+  if constexpr (!std::is_same_v<Scalar, Index>) {
+    // F16, BF16 and F32 widen exactly into float and double: nothing to check, one loop each.
+    const auto widen = [&](std::size_t size, auto to_float) {
+      for (std::uint64_t i = 0; i < count; ++i)
+        out[i] = static_cast<Scalar>(to_float(bytes + i * size));
+    };
+    switch (dtype) {
+      case Dtype::BF16:
+        return widen(2, [](const unsigned char* at) {
+          return bfloat16_to_float(read_element<std::uint16_t>(at));
+        });
+      case Dtype::F16:
+        return widen(2, [](const unsigned char* at) {
+          return f16_to_float(read_element<std::uint16_t>(at));
+        });
+      case Dtype::F32:
+        return widen(4, [](const unsigned char* at) { return read_element<float>(at); });
+      default:
+        break;
+    }
+  }
+  for (std::uint64_t i = 0; i < count; ++i) {
+    out[i] = convert_element<Scalar>(element(dtype, bytes, i), dtype, first + i, source, name);
+  }
+}
+
 /// A whole tensor as Scalar values, row-major.
 /// @throws SafetensorsError for a dtype `use` refuses or a value that would change.
 template <typename Scalar>
 std::vector<Scalar> convert(const SafetensorsTensor& tensor, Use use, const std::string& source,
                             const std::string& name) {
-  check_target<Scalar>();
-  if (use == Use::parameter && !is_floating(tensor.dtype)) {
-    fail(source, "parameter '" + name + "' has dtype " + dtype_name(tensor.dtype) +
-                     "; attn loads parameters from F64, F32, BF16 or F16 (save the floating-" +
-                     "point weights, e.g. with .float())");
-  }
+  if (use == Use::parameter) check_parameter_dtype(tensor.dtype, source, name);
   const std::size_t count =
       tensor.bytes.size() / static_cast<std::size_t>(dtype_size(tensor.dtype));
   std::vector<Scalar> values(count);
-  if (tensor.dtype == dtype_of<Scalar>()) {  // the same type: a copy
-    if (count != 0) std::memcpy(values.data(), tensor.bytes.data(), tensor.bytes.size());
-    return values;
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    values[i] = convert_element<Scalar>(element(tensor.dtype, tensor.bytes.data(), i), tensor, i,
-                                        source, name);
-  }
+  convert_values(tensor.dtype, tensor.bytes.data(), count, 0, values.data(), source, name);
   return values;
 }
 
@@ -395,6 +578,21 @@ inline void check_causal_mask(const SafetensorsTensor& tensor, const std::vector
 }
 
 }  // namespace detail
+
+template <typename Scalar>
+void SafetensorsReader::read_values(const std::string& name, std::uint64_t first,
+                                    std::uint64_t count, Scalar* out) {
+  detail::check_target<Scalar>();
+  const Dtype dtype = entry(name).dtype;
+  if (dtype == dtype_of<Scalar>()) {  // read in place
+    read_bytes(name, first, count, reinterpret_cast<unsigned char*>(out));
+    return;
+  }
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(count) *
+                                   static_cast<std::size_t>(dtype_size(dtype)));
+  read_bytes(name, first, count, bytes.data());
+  detail::convert_values(dtype, bytes.data(), count, first, out, path_, name);
+}
 
 /// The tensors of a file as a StateDict of Scalar (float or double), each converted as data:
 /// floating dtypes exactly (F64 into float rounded to nearest), integers and BOOL when exactly
@@ -440,20 +638,20 @@ SafetensorsFile from_state_dict(const StateDict<Scalar>& dict,
 template <typename Layer>
 void load_safetensors(Layer& layer, const std::string& path) {
   using Scalar = typename Layer::Scalar;
-  const SafetensorsFile file = read_safetensors(path);
+  SafetensorsReader file(path);  // one tensor's bytes in memory at a time
   std::map<std::string, StateEntry<const Scalar>> entries;
   static_cast<const Layer&>(layer).visit_state(
       [&](const StateEntry<const Scalar>& entry) { entries.emplace(entry.name, entry); });
   StateDict<Scalar> dict;
-  for (const auto& [name, tensor] : file.tensors) {
+  for (const auto& [name, stored] : file.tensors()) {
     const auto entry = entries.find(name);
     if (entry == entries.end()) {
-      dict[name].shape = tensor.shape;  // unexpected: load_state_dict reports it with its shape
+      dict[name].shape = stored.shape;  // unexpected: load_state_dict reports it with its shape
     } else if (entry->second.kind == StateKind::causal_mask) {
-      detail::check_causal_mask(tensor, entry->second.shape, path, name);  // derived, not loaded
+      detail::check_causal_mask(file.read(name), entry->second.shape, path, name);  // derived
     } else {
-      dict[name] = {tensor.shape,
-                    detail::convert<Scalar>(tensor, detail::Use::parameter, path, name)};
+      dict[name] = {stored.shape,
+                    detail::convert<Scalar>(file.read(name), detail::Use::parameter, path, name)};
     }
   }
   try {
@@ -484,17 +682,8 @@ Tensor<Scalar, Rank> to_tensor(const SafetensorsFile& file, const std::string& n
   detail::check_target<Scalar>();
   const auto found = file.tensors.find(name);
   if (found == file.tensors.end()) {
-    std::string names;
-    int listed = 0;
-    for (const auto& entry : file.tensors) {
-      if (listed++ == 8) {
-        names += ", ...";
-        break;
-      }
-      names += (names.empty() ? "'" : ", '") + entry.first + "'";
-    }
     detail::fail(source, "has no tensor '" + name + "' (it holds " +
-                             (names.empty() ? std::string("no tensors") : names) + ")");
+                             detail::first_names(file.tensors, 8) + ")");
   }
   const SafetensorsTensor& tensor = found->second;
   if (static_cast<int>(tensor.shape.size()) != Rank) {
@@ -517,7 +706,10 @@ Tensor<Scalar, Rank> to_tensor(const SafetensorsFile& file, const std::string& n
 /// @throws SafetensorsError as read_safetensors and to_tensor do, naming `path`.
 template <typename Scalar, int Rank>
 Tensor<Scalar, Rank> load_tensor(const std::string& path, const std::string& name) {
-  return to_tensor<Scalar, Rank>(read_safetensors(path), name, path);
+  SafetensorsReader reader(path);
+  SafetensorsFile one;  // only this tensor is read
+  one.tensors.emplace(name, reader.read(name));
+  return to_tensor<Scalar, Rank>(one, name, path);
 }
 
 /// A float, double or attn::Index tensor of any rank, as it will be saved (F32, F64 or I64,

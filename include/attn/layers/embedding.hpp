@@ -33,6 +33,7 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   Embedding(Index num_embeddings, Index embedding_dim, GeneratorRef generator = Generator(),
             WeightFormat format = WeightFormat::scalar)
       : weight_(validated(num_embeddings, embedding_dim), format), weight_grad_(weight_.shape()) {
+    if (generator.skips_init()) return;  // zeros, already stored as `format`
     Generator& draws = generator.get();
     if (format == WeightFormat::bfloat16 && embedding_dim % 16 == 0) {
       // torch.randn draws all uniforms, then transforms blocks of 16: row by row is the same.
@@ -56,6 +57,11 @@ class Embedding : public StateVisitable<Embedding<ScalarType>> {
   /// it and keeps 2 bytes a value only; lookups widen the rows they return.
   void set_weight_format(WeightFormat format) { weight_.set_format(format); }
   WeightFormat weight_format() const { return weight_.format(); }
+  /// Sets the table row by row, in order, keeping its WeightFormat, as Linear::assign_weight.
+  template <typename Fill>
+  void assign_weight(Fill&& fill) {
+    weight_.refill(weight_.format(), fill);
+  }
 
   /// This layer behaves the same in training and eval mode; these exist so that code switching
   /// every layer of a model need not know which ones have a mode.

@@ -44,7 +44,7 @@ class GroupedQueryAttention : public detail::MultiHeadEngine<ScalarType>,
                         GeneratorRef generator = Generator())
       : Engine("GroupedQueryAttention", d_in, d_out, std::numeric_limits<Index>::max(), dropout,
                num_heads, qkv_bias, checked_groups(num_heads, num_kv_groups), false) {
-    this->reset_split_parameters(generator.get());
+    if (!generator.skips_init()) this->reset_split_parameters(generator.get());
   }
 
   Index num_kv_groups() const { return this->kv_heads(); }

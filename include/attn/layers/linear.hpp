@@ -45,7 +45,7 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   Linear(Index in_features, Index out_features, bool bias = true,
          GeneratorRef generator = Generator(), WeightFormat format = WeightFormat::scalar)
       : Linear(in_features, out_features, bias, format) {
-    reset_parameters(generator.get(), format);
+    if (!generator.skips_init()) reset_parameters(generator.get(), format);
   }
 
   /// A layer with all-zero parameters, for callers that initialise or load them themselves.
@@ -133,6 +133,14 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   /// WeightFormat::scalar widens the weights back; they stay rounded.
   void set_weight_format(WeightFormat format) { weight_.set_format(format); }
   WeightFormat weight_format() const { return weight_.format(); }
+  /// Sets the weight row by row, rows 0, 1, ... in order: fill(row, values) writes row `row`
+  /// (in_features Scalars) into `values`. The layer keeps its WeightFormat: a bfloat16 layer
+  /// rounds 32 rows at a time and never holds its Scalar weight, so a loader can stream a large
+  /// table in (attn/io/gpt2_checkpoint.hpp).
+  template <typename Fill>
+  void assign_weight(Fill&& fill) {
+    weight_.refill(weight_.format(), fill);
+  }
 
   Tensor<Scalar, 2>& weight_grad() { return weight_grad_.get(); }
   const Tensor<Scalar, 2>& weight_grad() const { return weight_grad_.get(); }
@@ -153,19 +161,21 @@ class Linear : public StateVisitable<Linear<ScalarType>> {
   template <typename Self, typename Visitor>
   static void visit_entries(Self& self, Visitor& visit, const std::string& prefix) {
     // A mutable visit may change the weight: weight() returns the layer to scalar format. A
-    // const one reads bfloat16 weights widened for the visit only.
+    // const one reads bfloat16 weights widened for the visit only: every entry is visited
+    // while the widening lives, so a caller may keep the weight entry until the bias arrives
+    // (MultiHeadEngine::visit_split_qkv does).
+    const auto visit_all = [&](auto* weight) {
+      visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_}, weight,
+                            self.weight_grad_));
+      if (self.has_bias_) {
+        visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
+                              self.bias_grad_));
+      }
+    };
     if constexpr (std::is_const_v<Self>) {
-      self.weight_.visit_scalar([&](const Scalar* weight) {
-        visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_}, weight,
-                              self.weight_grad_));
-      });
+      self.weight_.visit_scalar(visit_all);
     } else {
-      visit(parameter_entry(prefix + "weight", {self.out_features_, self.in_features_},
-                            self.weight().data(), self.weight_grad_));
-    }
-    if (self.has_bias_) {
-      visit(parameter_entry(prefix + "bias", {self.out_features_}, self.bias_.data(),
-                            self.bias_grad_));
+      visit_all(self.weight().data());
     }
   }
 

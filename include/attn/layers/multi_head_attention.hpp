@@ -39,7 +39,7 @@ class MultiHeadAttention : public detail::MultiHeadEngine<ScalarType>,
   MultiHeadAttention(Index d_in, Index d_out, Index context_length, Scalar dropout, Index num_heads,
                      bool qkv_bias = false, GeneratorRef generator = Generator())
       : Engine("MultiHeadAttention", d_in, d_out, context_length, dropout, num_heads, qkv_bias) {
-    this->reset_split_parameters(generator.get());
+    if (!generator.skips_init()) this->reset_split_parameters(generator.get());
   }
 
   /// The (d_out, d_in) projection weights and (d_out) biases (empty without qkv_bias), as views

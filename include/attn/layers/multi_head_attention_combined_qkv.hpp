@@ -34,6 +34,7 @@ class MultiHeadAttentionCombinedQKV
                                 GeneratorRef generator = Generator())
       : Engine("MultiHeadAttentionCombinedQKV", d_in, d_out, context_length, dropout, num_heads,
                qkv_bias) {
+    if (generator.skips_init()) return;
     this->qkv().reset_parameters(generator.get());
     this->out().reset_parameters(generator.get());
   }

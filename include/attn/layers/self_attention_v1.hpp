@@ -28,7 +28,7 @@ class SelfAttentionV1 : public detail::SelfAttention<detail::MatrixProjection<Sc
   /// @throws std::invalid_argument if d_in or d_out is not positive.
   SelfAttentionV1(Index d_in, Index d_out, GeneratorRef generator = Generator())
       : Base("SelfAttentionV1", "", [&] {
-          return detail::MatrixProjection<Scalar>("SelfAttentionV1", d_in, d_out, generator.get());
+          return detail::MatrixProjection<Scalar>("SelfAttentionV1", d_in, d_out, generator);
         }) {}
 
   Tensor<Scalar, 2>& W_query() { return this->projections().query().weight(); }

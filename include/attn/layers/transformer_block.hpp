@@ -67,7 +67,7 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
         ff_(config.emb_dim, generator),
         norm1_(config.emb_dim),
         norm2_(config.emb_dim) {
-    att_.dropout_generator() = generator.get();
+    if (!generator.skips_init()) att_.dropout_generator() = generator.get();
   }
 
   const Config& config() const { return config_; }

@@ -109,7 +109,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   /// the start: with WeightFormat::bfloat16 each block is rounded as soon as it is drawn and the
   /// embedding and head are rounded row by row, so the model never holds its Scalar weights
   /// (GPT-2 124M: ~330 MB at its peak instead of 650 + 330). Same draws, same rounded weights as
-  /// set_weight_format after the Scalar constructor.
+  /// set_weight_format after the Scalar constructor. With attn::skip_init nothing is drawn
+  /// (the weights are zero), for a loader that fills them all next (io/gpt2_checkpoint.hpp).
   /// @throws std::invalid_argument for a non-positive size, emb_dim not divisible by n_heads,
   ///         or a drop_rate outside [0, 1).
   explicit GPTModel(const Config& config, GeneratorRef generator = Generator(),
@@ -117,10 +118,10 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
       : config_(validated(config)),
         tok_emb_(config.vocab_size, config.emb_dim, generator, format),
         pos_emb_(config.context_length, config.emb_dim, generator),
-        trf_blocks_(make_blocks(config, generator.get(), format)),
+        trf_blocks_(make_blocks(config, generator, format)),
         final_norm_(config.emb_dim),
         out_head_(config.emb_dim, config.vocab_size, false, generator, format),
-        dropout_generator_(generator.get()) {
+        dropout_generator_(generator.skips_init() ? Generator() : generator.get()) {
     // Scalar weights a block held before rounding went to the buffer pool: give them back.
     if (format != WeightFormat::scalar) release_buffer_pool();
   }
@@ -288,7 +289,7 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
             config.qkv_bias};
   }
 
-  static std::vector<Block> make_blocks(const Config& config, Generator& generator,
+  static std::vector<Block> make_blocks(const Config& config, GeneratorRef generator,
                                         WeightFormat format) {
     std::vector<Block> blocks;
     blocks.reserve(static_cast<std::size_t>(config.n_layers));

@@ -119,20 +119,40 @@ class Generator {
   bool has_next_normal_ = false;
 };
 
+/// Passed where a layer takes its Generator, `attn::skip_init` builds the layer drawing nothing:
+/// parameters it would draw are zero (a LayerNorm's are its ones and zeros either way), as
+/// PyTorch's torch.nn.utils.skip_init leaves them unset: for code that
+/// overwrites every parameter next, as a checkpoint loader does (drawing GPT-2 124M's weights
+/// takes about a second). Dropout generators then start from the default seed.
+struct SkipInit {
+  explicit constexpr SkipInit() = default;
+};
+inline constexpr SkipInit skip_init{};
+
 /// How layers take their Generator: a named one, which they draw from and leave advanced (so
 /// the next layer continues the sequence, as successive nn.Module constructions do after one
 /// torch.manual_seed), or a temporary such as `Generator(123)`, which lives until the end of the
-/// constructor call. One parameter type serves both, so no layer needs a constructor pair.
+/// constructor call, or attn::skip_init. One parameter type serves all, so no layer needs a
+/// constructor pair.
 class GeneratorRef {
  public:
   // NOLINTNEXTLINE(google-explicit-constructor): implicit on purpose, see above
   GeneratorRef(Generator& generator) : generator_(&generator) {}
   // NOLINTNEXTLINE(google-explicit-constructor)
   GeneratorRef(Generator&& generator) : generator_(&generator) {}
-  Generator& get() const { return *generator_; }
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  GeneratorRef(SkipInit /*skip*/) {}
+
+  /// Whether the parameters stay zero (attn::skip_init): then nothing may be drawn.
+  bool skips_init() const { return generator_ == nullptr; }
+  /// The generator to draw from; not for attn::skip_init.
+  Generator& get() const {
+    ATTN_ASSERT(generator_ != nullptr);
+    return *generator_;
+  }
 
  private:
-  Generator* generator_;
+  Generator* generator_ = nullptr;
 };
 
 }  // namespace attn

@@ -25,9 +25,12 @@ class MatrixProjection : public StateVisitable<MatrixProjection<ScalarType>> {
 
   /// Draws the weight U[0, 1) in row-major order, like the book's torch.rand(d_in, d_out).
   /// @throws std::invalid_argument naming `who` if d_in or d_out is not positive.
-  MatrixProjection(const char* who, Index d_in, Index d_out, Generator& generator)
+  MatrixProjection(const char* who, Index d_in, Index d_out, GeneratorRef generator)
       : weight_(validated(who, d_in, d_out)), weight_grad_(weight_.shape()) {
-    for (Index i = 0; i < weight_.numel(); ++i) weight_.data()[i] = generator.uniform<Scalar>();
+    if (generator.skips_init()) return;
+    for (Index i = 0; i < weight_.numel(); ++i) {
+      weight_.data()[i] = generator.get().uniform<Scalar>();
+    }
   }
 
   Index in_features() const { return weight_.size(0); }

@@ -188,20 +188,26 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
                               const char* const (&names)[3]) {
     // The stacked Linear's own entries (weight, then bias), each cut into its three row blocks:
     // their data and their gradients, which stay unallocated until something needs them.
+    // They are cut inside the Linear's visit, when its last entry arrives: a const visit of
+    // bfloat16 weights widens them for that visit only.
     using Entry = StateEntry<StateElement<Self, Scalar>>;
     std::vector<Entry> stacked;
-    self.qkv_.visit_state([&](const Entry& entry) { stacked.push_back(entry); });
-    for (Index part = 0; part < 3; ++part) {
-      const Index row0 = self.part_begin(part), width = self.part_end(part) - row0;
-      for (const Entry& entry : stacked) {
-        const bool weight = entry.shape.size() == 2;
-        const Index offset = weight ? row0 * self.d_in() : row0;
-        visit(parameter_entry(
-            prefix + names[part] + (weight ? "weight" : "bias"),
-            weight ? std::vector<Index>{width, self.d_in()} : std::vector<Index>{width},
-            entry.data + offset, entry.grad.offset_by(offset)));
+    const std::size_t entries = self.qkv_.has_bias() ? 2 : 1;
+    self.qkv_.visit_state([&](const Entry& stacked_entry) {
+      stacked.push_back(stacked_entry);
+      if (stacked.size() < entries) return;
+      for (Index part = 0; part < 3; ++part) {
+        const Index row0 = self.part_begin(part), width = self.part_end(part) - row0;
+        for (const Entry& entry : stacked) {
+          const bool weight = entry.shape.size() == 2;
+          const Index offset = weight ? row0 * self.d_in() : row0;
+          visit(parameter_entry(
+              prefix + names[part] + (weight ? "weight" : "bias"),
+              weight ? std::vector<Index>{width, self.d_in()} : std::vector<Index>{width},
+              entry.data + offset, entry.grad.offset_by(offset)));
+        }
       }
-    }
+    });
   }
 
   /// The stacked projection as one nn.Linear (MultiHeadAttentionCombinedQKV's `qkv`).
