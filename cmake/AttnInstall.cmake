@@ -16,6 +16,15 @@ set(ATTN_INSTALL_CMAKEDIR "${_attn_package_root}/cmake/attn"
 set(ATTN_INSTALL_PKGCONFIGDIR "${_attn_package_root}/pkgconfig"
     CACHE STRING "Where attn's .pc files are installed, relative to the prefix")
 
+# `cmake --install` copies what the build made: said plainly, before anything is copied, when
+# attn::compiled was configured but not built (a lean configure-then-install).
+if(TARGET attn_compiled)
+  install(CODE "
+    if(NOT EXISTS \"$<TARGET_FILE:attn_compiled>\")
+      message(FATAL_ERROR \"attn: $<TARGET_FILE_NAME:attn_compiled> has not been built yet; \"
+        \"build first (cmake --build ${PROJECT_BINARY_DIR}), then install\")
+    endif()")
+endif()
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/attn" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 
 set(_attn_export_targets attn)

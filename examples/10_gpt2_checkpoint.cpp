@@ -5,7 +5,9 @@
 //
 //   attn_10_gpt2_checkpoint [model.safetensors] [--heads N] [--text "Hello, I am"] [id ...]
 //
-// Without a path it loads the tiny random GPT-2 of attn's tests (tests/fixtures/gpt2_tiny).
+// Without a path it loads the tiny random GPT-2 of attn's tests (tests/fixtures/gpt2_tiny) when
+// built by attn's CMake, and gpt2/model.safetensors (the hub's folder, downloaded as
+// docs/checkpoints.md shows) when compiled on its own.
 // --heads is needed when there is no config.json beside the file; --text encodes the prompt
 // with GPT-2's tokenizer when attn::text was built (its tables decode the top tokens too).
 // Without ids or text the prompt is the book's "Hello, I am" (15496 11 314 716) for a model of
@@ -23,6 +25,9 @@
 #include <vector>
 #ifdef ATTN_EXAMPLE_GPT2_DATA
 #include <attn/text/gpt2_tokenizer.hpp>
+#endif
+#ifndef ATTN_EXAMPLE_GPT2_TINY  // compiled outside attn's CMake: the hub's folder layout
+#define ATTN_EXAMPLE_GPT2_TINY "gpt2/model.safetensors"
 #endif
 
 namespace {

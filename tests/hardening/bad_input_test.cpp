@@ -262,6 +262,33 @@ TEST(BadInput, LoadSafetensorsRefusesWhatWouldChangeTheWeights) {
   std::remove(path.c_str());
 }
 
+TEST(BadInput, BackwardWithACacheForwardNeverFilledSaysWhatToCall) {
+  // The training Cache must come from forward(x, cache); an empty one is named as such, not as
+  // a (0, 0, 0) input deep inside a Linear.
+  attn::Tensor<float, 3> grad({1, 2, 4});
+  attn::MultiHeadAttention<float> mha(4, 4, 8, 0.0f, 2);
+  attn::MultiHeadAttention<float>::Cache mha_cache;
+  ATTN_EXPECT_ERROR(mha.backward(mha_cache, grad.view()), std::invalid_argument,
+                    {"MultiHeadAttention::backward", "the cache is empty", "forward(x, cache)"});
+  attn::GroupedQueryAttention<float> gqa(4, 4, 0.0f, 2, 1);
+  attn::GroupedQueryAttention<float>::Cache gqa_cache;
+  ATTN_EXPECT_ERROR(gqa.backward(gqa_cache, grad.view()), std::invalid_argument,
+                    {"GroupedQueryAttention::backward", "the cache is empty"});
+  attn::TransformerBlock<float> block({4, 8, 2, 0.0, false});
+  attn::TransformerBlock<float>::Cache block_cache;
+  ATTN_EXPECT_ERROR(block.backward(block_cache, grad.view()), std::invalid_argument,
+                    {"TransformerBlock::backward", "the cache is empty"});
+  attn::FeedForward<float> ff(4);
+  attn::FeedForward<float>::Cache ff_cache;
+  ATTN_EXPECT_ERROR(ff.backward(ff_cache, grad.view()), std::invalid_argument,
+                    {"FeedForward::backward", "the cache is empty"});
+  attn::GPTModel<float> gpt({11, 8, 4, 2, 1, 0.0, false});
+  attn::GPTModel<float>::Cache gpt_cache;
+  attn::Tensor<float, 3> grad_logits({1, 2, 11});
+  ATTN_EXPECT_ERROR(gpt.backward(gpt_cache, grad_logits.view()), std::invalid_argument,
+                    {"GPTModel::backward", "the cache is empty", "forward(ids, cache)"});
+}
+
 TEST(BadInput, ErrorTypesDeriveFromTheStandardOnes) {
   static_assert(std::is_base_of_v<std::invalid_argument, attn::ShapeError>);
   static_assert(std::is_base_of_v<std::out_of_range, attn::IndexError>);

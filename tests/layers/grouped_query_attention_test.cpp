@@ -203,7 +203,7 @@ TEST(GroupedQueryAttention, BadArgumentsAreErrors) {
   attn::GroupedQueryAttention<float> even(8, 16, 0.0f, 4, 2);
   ATTN_EXPECT_ERROR(even.set_rope(0.0f, 16), std::invalid_argument, {"theta_base (0)"});
   ATTN_EXPECT_ERROR(even.set_rope(10000.0f, 0), std::invalid_argument, {"context_length (0)"});
-  ATTN_EXPECT_ERROR(even.set_window(0), std::invalid_argument, {"window (0) must be positive"});
+  ATTN_EXPECT_ERROR(even.set_window(-1), std::invalid_argument, {"window (-1) must be positive"});
   attn::Tensor<float, 3> wrong_width({2, 3, 7});
   ATTN_EXPECT_ERROR(even.forward(wrong_width.view()), attn::ShapeError, {"7", "d_in"});
   // RoPE refuses positions beyond its context_length.

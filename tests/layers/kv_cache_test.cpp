@@ -439,10 +439,58 @@ TEST(KVCache, BadSizesAreErrors) {
   ATTN_EXPECT_ERROR(Cache::with_window(1, 3, 4, -3), std::invalid_argument, {"window (-3)"});
   ATTN_EXPECT_ERROR(Cache::with_window(-1, 3, 4, 2), std::invalid_argument, {"batch (-1)"});
   attn::MultiHeadAttention<float> mha(6, 12, 16, 0.0f, 3);
-  ATTN_EXPECT_ERROR(mha.set_window(0), std::invalid_argument,
-                    {"MultiHeadAttention", "window (0) must be positive"});
-  ATTN_EXPECT_ERROR(mha.set_window(-2), std::invalid_argument, {"window (-2)"});
+  ATTN_EXPECT_ERROR(mha.set_window(-2), std::invalid_argument,
+                    {"MultiHeadAttention", "window (-2) must be positive, or 0 for no window"});
   EXPECT_EQ(mha.window(), 0);
+  ATTN_EXPECT_ERROR(mha.make_kv_cache(2, -1), std::invalid_argument,
+                    {"MultiHeadAttention::make_kv_cache", "capacity (-1)"});
+  ATTN_EXPECT_ERROR(mha.make_kv_cache(0), std::invalid_argument, {"batch (0)"});
+  attn::GroupedQueryAttention<float> gqa(8, 16, 0.0f, 4, 2);
+  ATTN_EXPECT_ERROR(gqa.make_kv_cache(1), std::invalid_argument,
+                    {"GroupedQueryAttention::make_kv_cache", "pass the capacity"});
+}
+
+TEST(KVCache, LayersMakeCachesThatFollowTheirWindow) {
+  // The window lives in the layer: make_kv_cache gives a ring of its window, or plain room
+  // without one; set_window(0), what window() reports without a window, removes it.
+  attn::MultiHeadAttention<float> mha(6, 12, 16, 0.0f, 3);
+  const auto plain = mha.make_kv_cache(2);
+  EXPECT_EQ(plain.window(), 0);
+  EXPECT_EQ(plain.capacity(), 16);
+  EXPECT_EQ(plain.kv_heads(), 3);
+  EXPECT_EQ(plain.head_dim(), 4);
+  EXPECT_EQ(mha.make_kv_cache(2, 5).capacity(), 5);
+  mha.set_window(4);
+  const auto ring = mha.make_kv_cache(2);
+  EXPECT_EQ(ring.window(), 4);
+  EXPECT_EQ(ring.capacity(), 4);
+  mha.set_window(0);
+  EXPECT_EQ(mha.window(), 0);
+  EXPECT_EQ(mha.make_kv_cache(1).window(), 0);
+  // GroupedQueryAttention: kv_heads = num_kv_groups.
+  attn::GroupedQueryAttention<float> gqa(8, 16, 0.0f, 4, 2);
+  const auto grouped = gqa.make_kv_cache(3, 10);
+  EXPECT_EQ(grouped.kv_heads(), 2);
+  EXPECT_EQ(grouped.head_dim(), 4);
+  EXPECT_EQ(grouped.batch(), 3);
+  gqa.set_window(6);
+  EXPECT_EQ(gqa.make_kv_cache(1).window(), 6);
+
+  // A windowed layer decoding through its own cache equals its full forward.
+  mha = attn::MultiHeadAttention<float>(6, 12, 16, 0.0f, 3, false, attn::Generator(9));
+  mha.eval();
+  mha.set_window(3);
+  attn::Tensor<float, 3> x({1, 7, 6});
+  attn::Generator draws(10);
+  draws.normal_fill(x.data(), x.numel());
+  const auto full = mha.forward(x.view());
+  auto cache = mha.make_kv_cache(1);
+  for (attn::Index t = 0; t < 7; ++t) {
+    const auto step = mha.forward(attn::slice(x.view(), 1, t, t + 1), cache);
+    for (attn::Index c = 0; c < 12; ++c) {
+      EXPECT_NEAR(step(0, 0, c), full(0, t, c), 1e-5) << "position " << t;
+    }
+  }
 }
 
 TEST(KVCache, MisuseIsAnErrorThatLeavesTheCacheAsItWas) {

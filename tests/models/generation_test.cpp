@@ -168,6 +168,25 @@ TEST(Generate, StopsAtEosWithoutAppendingIt) {
   EXPECT_EQ(streamed, (std::vector<attn::Index>{greedy(0, 2), greedy(0, 3)}));
 }
 
+TEST(Generate, GreedyNeedsNoGenerator) {
+  // Greedy decoding draws nothing: generate(model, ids, options) gives the book's
+  // generate_text_simple tokens, cached or not; sampling without a Generator says what to pass.
+  const auto model = small_generation_gpt<double>();
+  const attn::Tensor<attn::Index, 2> prompt({2, 2}, {4, 9, 1, 7});
+  const auto simple = attn::generate_text_simple(model, prompt.view(), 5, 11);
+  attn::GenerationOptions options;
+  options.max_new_tokens = 5;
+  for (const bool cached : {true, false}) {
+    options.use_cache = cached;
+    const auto greedy = attn::generate(model, prompt.view(), options);
+    EXPECT_EQ(generated_row(greedy, 0), generated_row(simple, 0));
+    EXPECT_EQ(generated_row(greedy, 1), generated_row(simple, 1));
+  }
+  options.sampling.temperature = 0.7;
+  ATTN_EXPECT_ERROR(attn::generate(model, prompt.view(), options), std::invalid_argument,
+                    {"temperature 0.7", "pass a Generator"});
+}
+
 TEST(Generate, BadInput) {
   auto model = small_generation_gpt<float>();
   const attn::Tensor<attn::Index, 2> prompt({1, 2}, {4, 9});

@@ -56,7 +56,9 @@ class Mask {
 
   /// This mask, and in sequence b of the batch the keys j >= lengths[b] masked too: right
   /// padding given as lengths. lengths is (B), B the first leading dim of q (1 for a rank-2 q);
-  /// each length in [0, S]. The view must outlive every use of the Mask.
+  /// each length >= 0; a length of S or more masks none of the S keys, so a decoder can pass
+  /// its sequences' lengths as they are while the keys grow. The view must outlive every use of
+  /// the Mask.
   Mask with_key_lengths(const TensorView<const Index, 1>& lengths) const {
     Mask mask = *this;
     mask.key_lengths_ = lengths;
@@ -120,7 +122,7 @@ class Mask {
   }
 
   /// @throws ShapeError if an explicit mask is not (queries, keys), or the padding's keys
-  ///         differ from `keys`; std::out_of_range for a key length outside [0, keys].
+  ///         differ from `keys`; std::out_of_range for a negative key length.
   void check_shape(Index queries, Index keys, const char* who) const {
     if (kind_ == Kind::matrix && (matrix_.size(0) != queries || matrix_.size(1) != keys)) {
       throw ShapeError(detail::concat(who, ": mask has shape ", to_string(matrix_.shape()),
@@ -133,10 +135,12 @@ class Mask {
           " keys; it must be (B, S) = (", key_padding_.size(0), ", ", keys, ")"));
     }
     for (Index b = 0; key_lengths_.data() != nullptr && b < key_lengths_.size(0); ++b) {
-      if (key_lengths_(b) < 0 || key_lengths_(b) > keys) {
+      if (key_lengths_(b) < 0) {
         throw std::out_of_range(detail::concat(who, ": key length ", key_lengths_(b),
-                                               " of sequence ", b, " is outside [0, ", keys,
-                                               "] (S = ", keys, ")"));
+                                               " of sequence ", b,
+                                               " is negative; a length counts the sequence's "
+                                               "keys from the first (S = ",
+                                               keys, ")"));
       }
     }
   }

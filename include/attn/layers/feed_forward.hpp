@@ -83,6 +83,8 @@ class FeedForward : public StateVisitable<FeedForward<ScalarType>> {
   /// @param grad_out (B, T, emb_dim), dL/dout.
   /// @throws ShapeError if grad_out does not match the forward's output.
   Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
+    detail::require_filled_cache("FeedForward", "forward(x, cache)",
+                                 cache.hidden.shape() != Shape<3>{});
     // out = layers.2(a), a = GELU(hidden)  ->  da, and layers.2's gradients
     auto activated = Tensor<Scalar, 3>::uninitialized(cache.hidden.shape());
     GELU<Scalar>::apply(cache.hidden.data(), cache.hidden.numel(), activated.data());

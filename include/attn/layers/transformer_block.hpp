@@ -139,15 +139,10 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
   }
 
   /// A KV cache for this block's attention: `batch` sequences of up to `capacity` positions
-  /// (0: context_length).
+  /// (0: context_length), as MultiHeadAttention::make_kv_cache makes it.
   /// @throws std::invalid_argument if batch is not positive or capacity is negative.
   KVCache<Scalar> make_kv_cache(Index batch, Index capacity = 0) const {
-    if (capacity < 0) {
-      throw std::invalid_argument(detail::concat("TransformerBlock::make_kv_cache: capacity (",
-                                                 capacity, ") must not be negative"));
-    }
-    return KVCache<Scalar>(batch, config_.n_heads, config_.emb_dim / config_.n_heads,
-                           capacity == 0 ? config_.context_length : capacity);
+    return att_.make_kv_cache(batch, capacity);
   }
 
   /// Backward of forward(x, cache): returns dL/dx (B, T, emb_dim) and accumulates (+=) the
@@ -155,6 +150,8 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
   /// @param grad_out (B, T, emb_dim), dL/dout, any strides.
   /// @throws ShapeError if grad_out does not match the forward's output.
   Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
+    detail::require_filled_cache("TransformerBlock", "forward(x, cache)",
+                                 cache.att.x.shape() != Shape<3>{});
     detail::require_shape("TransformerBlock::backward", "grad_out", grad_out.shape(),
                           cache.att.x.shape());
     const Tensor<Scalar, 3> dy(grad_out);

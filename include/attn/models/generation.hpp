@@ -130,6 +130,22 @@ Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const 
   return sequence;
 }
 
+/// generate() for greedy decoding (options.sampling.temperature 0), which draws nothing, so it
+/// needs no Generator.
+/// @throws std::invalid_argument, naming the four-argument form, if options ask for sampling;
+///         otherwise as generate.
+template <typename Scalar>
+Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
+                          const GenerationOptions& options) {
+  if (options.sampling.temperature != 0) {
+    throw std::invalid_argument(detail::concat(
+        "generate: sampling (temperature ", options.sampling.temperature,
+        ") draws random numbers: pass a Generator, generate(model, ids, options, generator)"));
+  }
+  Generator unused;  // greedy decoding never draws
+  return generate(model, ids, options, unused);
+}
+
 /// The book's generate_text_simple (chapter 4.7): greedy, no cache, the input cropped to its
 /// last context_size tokens before every step.
 /// @throws as generate.

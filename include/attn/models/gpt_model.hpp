@@ -199,6 +199,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   /// @param grad_logits (B, T, vocab_size), dL/dlogits, any strides.
   /// @throws ShapeError if grad_logits does not match the forward's logits.
   void backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_logits) {
+    detail::require_filled_cache("GPTModel", "forward(ids, cache)",
+                                 cache.ids.shape() != Shape<2>{});
     const Shape<3> logits_shape{cache.ids.size(0), cache.ids.size(1), config_.vocab_size};
     detail::require_shape("GPTModel::backward", "grad_logits", grad_logits.shape(), logits_shape);
     // logits = out_head(normed), normed = final_norm(h)

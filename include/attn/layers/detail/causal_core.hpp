@@ -49,9 +49,13 @@ class CausalCore {
 
   /// Sliding-window attention (the book's MultiHeadAttentionWithSWA): query i sees only keys
   /// j with 0 <= i - j < window, and the fused kernel skips the key tiles outside that band.
-  /// @throws std::invalid_argument if window < 1.
+  /// 0 (what window() reports without one) returns to plain causal attention.
+  /// @throws std::invalid_argument if window is negative.
   void set_window(Index window) {
-    require_positive(who_, "window", window);
+    if (window < 0) {
+      throw std::invalid_argument(
+          concat(who_, ": window (", window, ") must be positive, or 0 for no window"));
+    }
     window_ = window;
   }
   /// The sliding window, 0 for plain causal attention.
@@ -176,6 +180,8 @@ class CausalCore {
   }
 
   Index heads() const { return num_heads_; }
+  /// The layer's name in messages ("MultiHeadAttention", ...).
+  const char* who() const { return who_; }
   Index kv_heads() const { return kv_heads_; }
 
   /// @throws ShapeError unless x is (B, T, d_in) with T <= context_length.

@@ -9,6 +9,7 @@
 #ifndef ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 #define ATTN_LAYERS_DETAIL_MULTI_HEAD_ENGINE_HPP
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -57,6 +58,30 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   };
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
+  /// A KV cache for this layer, for `batch` sequences, that follows the layer's window: with a
+  /// window (set_window), a ring of its last `window` positions that any number of tokens may
+  /// pass through; without one, room for `capacity` positions (0: context_length). Set the
+  /// window first: a cache keeps the window it was made with.
+  /// @throws std::invalid_argument if batch is not positive, capacity is negative, or capacity
+  ///         is 0 for a layer without a context_length (GroupedQueryAttention, no window).
+  KVCache<Scalar> make_kv_cache(Index batch, Index capacity = 0) const {
+    if (capacity < 0) {
+      throw std::invalid_argument(
+          concat(this->who(), "::make_kv_cache: capacity (", capacity, ") must not be negative"));
+    }
+    if (this->window() > 0) {
+      return KVCache<Scalar>::with_window(batch, this->kv_heads(), head_dim(), this->window());
+    }
+    if (capacity == 0 && this->context_length() == std::numeric_limits<Index>::max()) {
+      throw std::invalid_argument(concat(this->who(),
+                                         "::make_kv_cache: the layer has no context_length and "
+                                         "no window; pass the capacity, the most tokens a "
+                                         "sequence will hold"));
+    }
+    return KVCache<Scalar>(batch, this->kv_heads(), head_dim(),
+                           capacity == 0 ? this->context_length() : capacity);
+  }
+
   /// @throws ShapeError if x does not fit.
   Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x) const { return run(x, nullptr); }
 
@@ -108,6 +133,7 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   /// gradients of every parameter (see the layer's visit_state).
   /// @param grad_out (B, T, d_out), dL/dout.
   Tensor<Scalar, 3> backward(const Cache& cache, const TensorView<const Scalar, 3>& grad_out) {
+    require_filled_cache(this->who(), "forward(x, cache)", cache.x.shape() != Shape<3>{});
     // out = out_proj(context)  ->  d context, and out_proj's gradients
     const Tensor<Scalar, 3> grad_context = out_.backward(cache.context.view(), grad_out);
     // context = attention(q, k, v)  ->  dq, dk, dv, side by side like the projection

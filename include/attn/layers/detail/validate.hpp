@@ -57,6 +57,17 @@ void require_shape(const char* who, const char* name, const std::array<Index, Ra
   }
 }
 
+/// @throws std::invalid_argument "<who>::backward: the cache is empty..." unless `filled`:
+///         backward replays what `forward` (e.g. "forward(x, cache)") kept in the training
+///         cache, so it needs one that forward filled.
+inline void require_filled_cache(const char* who, const char* forward, bool filled) {
+  if (!filled) {
+    throw std::invalid_argument(concat(who, "::backward: the cache is empty; call ", forward,
+                                       " with it first (backward replays what that forward kept; "
+                                       "a KVCache is for inference and has no backward)"));
+  }
+}
+
 /// @throws ShapeError if the input has more tokens than the layer's context_length.
 inline void require_context(const char* who, Index tokens, Index context_length) {
   if (tokens > context_length) {
