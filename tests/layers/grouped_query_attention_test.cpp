@@ -14,13 +14,14 @@ namespace {
 
 // The fixtures of generate_inference.py: GroupedQueryAttention(8, 48, 0.0, 12, G) for G = 1
 // (multi-query), 2, 4, 12 (one kv head per query head), with qkv_bias, and with RoPE.
-const char* const gqa_cases[] = {"gqa_g1",  "gqa_g2",      "gqa_g4",
-                                 "gqa_g12", "gqa_g4_bias", "gqa_rope"};
+const char* const gqa_cases[] = {"gqa_g1",      "gqa_g2",   "gqa_g4",      "gqa_g12",
+                                 "gqa_g4_bias", "gqa_rope", "gqa_rope_t32"};
 const attn::AttentionPath gqa_paths[] = {attn::AttentionPath::reference,
                                          attn::AttentionPath::fused};
 
 /// The case's layer: its metadata's sizes, and RoPE with the metadata's theta and
-/// context_length when the case has them (gqa_rope).
+/// context_length when the case has them (gqa_rope), or with the file's own float32 tables,
+/// whatever Scalar, when it says so (gqa_rope_t32: the book's tables given to a float64 layer).
 template <typename Scalar>
 attn::GroupedQueryAttention<Scalar> make_gqa(const attn::io::SafetensorsFile& io,
                                              attn::Generator& generator) {
@@ -28,7 +29,10 @@ attn::GroupedQueryAttention<Scalar> make_gqa(const attn::io::SafetensorsFile& io
   attn::GroupedQueryAttention<Scalar> layer(
       metadata_int(io, "d_in"), metadata_int(io, "d_out"), Scalar(0), metadata_int(io, "num_heads"),
       metadata_int(io, "num_kv_groups"), metadata_int(io, "qkv_bias") != 0, generator);
-  if (io.metadata.count("rope_theta") != 0) {
+  if (io.metadata.count("rope_tables") != 0) {
+    layer.set_rope(attn::RopeParams<float>{attn::io::to_tensor<float, 2>(io, "rope.cos"),
+                                           attn::io::to_tensor<float, 2>(io, "rope.sin")});
+  } else if (io.metadata.count("rope_theta") != 0) {
     layer.set_rope(static_cast<Scalar>(std::stod(io.metadata.at("rope_theta"))),
                    metadata_int(io, "context_length"));
   }
@@ -76,6 +80,26 @@ TEST(GroupedQueryAttention, RopeCaseUsesTheMetadata) {
   EXPECT_EQ(layer.head_dim(), attn_test::metadata_int(io, "head_dim"));
   EXPECT_EQ(io.metadata.at("rope_theta"), "10000");
   EXPECT_EQ(attn_test::metadata_int(io, "context_length"), 16);
+}
+
+TEST(GroupedQueryAttention, Float64LayerTakesTheBooksFloat32RopeTables) {
+  // GradientsMatchPyTorchAutograd checks gqa_rope_t32 (a float64 layer given PyTorch's float32
+  // tables) within the double tolerance. The case can tell the tables apart: the same layer
+  // with its own float64 tables misses PyTorch's output by far more than that.
+  const auto io = attn_test::load_io("gqa_rope_t32");
+  attn::Generator generator(1);
+  auto own_tables = make_gqa<double>(io, generator);
+  own_tables.set_rope(10000.0, 16);
+  attn::load_state_dict(own_tables, attn_test::prefixed<double>(io, "f64.state."));
+  own_tables.eval();
+  const auto x = attn_test::fixture_tensor<double, 3>(io, "f64.x");
+  const auto expected = attn_test::fixture_tensor<double, 3>(io, "f64.out");
+  const double scale = attn_test::frobenius(expected);
+  EXPECT_FALSE(attn_test::close_normwise(own_tables.forward(x.view()), expected, scale, 1e-10));
+  attn::GroupedQueryAttention<double> wrong(8, 32, 0.0, 4, 2);
+  const attn::Tensor<float, 2> narrow({16, 6});
+  ATTN_EXPECT_ERROR(wrong.set_rope(attn::RopeParams<float>{narrow, narrow}), attn::ShapeError,
+                    {"RoPE tables cos (16, 6)", "head_dim = 8"});
 }
 
 TEST(GroupedQueryAttention, StateNamesAndShapesFollowTheNotebook) {

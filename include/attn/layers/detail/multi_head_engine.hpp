@@ -47,6 +47,33 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   void set_rope(Scalar theta_base = Scalar(10000), Index context_length = 4096) {
     rope_ = compute_rope_params<Scalar>(head_dim(), theta_base, context_length);
   }
+  /// RoPE with the tables given, of any floating type, as the book passes its cos and sin to
+  /// the layer: e.g. compute_rope_params<float>(...)'s (the book's default dtype is float32) to
+  /// a double layer, which then rotates by exactly those values widened, as PyTorch's float64
+  /// x * float32 cos does. Rows are positions (context_length of them), columns head_dim.
+  /// @throws ShapeError if cos and sin differ in shape or do not have head_dim columns.
+  template <typename T>
+  void set_rope(const TensorView<const T, 2>& cos, const TensorView<const T, 2>& sin) {
+    static_assert(std::is_floating_point_v<T>, "RoPE tables are float or double.");
+    if (cos.shape() != sin.shape() || cos.size(1) != head_dim()) {
+      throw ShapeError(concat(this->who(), ": RoPE tables cos ", to_string(cos.shape()),
+                              " and sin ", to_string(sin.shape()),
+                              " must both be (context_length, head_dim = ", head_dim(), ")"));
+    }
+    RopeParams<Scalar> tables{Tensor<Scalar, 2>::uninitialized(cos.shape()),
+                              Tensor<Scalar, 2>::uninitialized(cos.shape())};
+    for (Index p = 0; p < cos.size(0); ++p) {
+      for (Index i = 0; i < cos.size(1); ++i) {
+        tables.cos(p, i) = static_cast<Scalar>(cos(p, i));
+        tables.sin(p, i) = static_cast<Scalar>(sin(p, i));
+      }
+    }
+    rope_ = std::move(tables);
+  }
+  template <typename T>
+  void set_rope(const RopeParams<T>& tables) {
+    set_rope(TensorView<const T, 2>(tables.cos.view()), TensorView<const T, 2>(tables.sin.view()));
+  }
   bool has_rope() const { return rope_.has_value(); }
 
   /// What a training forward keeps for backward: the input, the (B, T, d_out + 2 kv_dim)
