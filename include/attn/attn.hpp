@@ -23,6 +23,7 @@
 #include "attn/layers/gelu.hpp"
 #include "attn/layers/grouped_query_attention.hpp"
 #include "attn/layers/kv_cache.hpp"
+#include "attn/layers/layer_mask.hpp"
 #include "attn/layers/layer_norm.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/layers/multi_head_attention.hpp"

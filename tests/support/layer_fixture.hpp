@@ -252,12 +252,22 @@ attn::StateDict<Scalar> prefixed(const attn::io::SafetensorsFile& file, const st
   return attn::io::to_state_dict<Scalar>(subset);
 }
 
+/// The training forward check_layer_gradients runs by default: layer.forward(x, cache).
+struct PlainTrainingForward {
+  template <typename Layer, typename X, typename Cache>
+  auto operator()(const Layer& layer, const X& x, Cache& cache,
+                  const attn::io::SafetensorsFile& /*io*/) const {
+    return layer.forward(x.view(), cache);
+  }
+};
+
 /// Backward against PyTorch autograd: the layer loaded from the fixture runs forward with a
-/// cache, then backward with dL/dout = R (loss = sum(out * R)); out, dL/dx and every parameter's
-/// gradient must match the fixture's normwise against layer_scales' bounds, the key biases'
-/// gradients (zero in exact arithmetic) must be negligible in attn and in PyTorch.
-template <typename Scalar, int Rank, typename Make>
-void check_layer_gradients(const std::string& name, Make&& make) {
+/// cache (`forward(layer, x, cache, io)`, by default layer.forward(x, cache)), then backward with
+/// dL/dout = R (loss = sum(out * R)); out, dL/dx and every parameter's gradient must match the
+/// fixture's normwise against layer_scales' bounds, the key biases' gradients (zero in exact
+/// arithmetic) must be negligible in attn and in PyTorch.
+template <typename Scalar, int Rank, typename Make, typename Forward = PlainTrainingForward>
+void check_layer_gradients(const std::string& name, Make&& make, Forward&& forward = {}) {
   SCOPED_TRACE(name);
   const bool is_double = std::is_same_v<Scalar, double>;
   const auto io = load_io(name);
@@ -284,7 +294,7 @@ void check_layer_gradients(const std::string& name, Make&& make) {
   if (window_of(io) == 1) mark_single_key_window(scales);
   const double tolerance = scales.tolerance<Scalar>();
   typename decltype(layer)::Cache cache;
-  const auto out = layer.forward(x.view(), cache);
+  const auto out = forward(layer, x, cache, io);
   EXPECT_TRUE(close_normwise(out, as_tensor("out"), scales.out, tolerance, "out"));
   const auto grad_x = layer.backward(cache, R.view());
   EXPECT_TRUE(close_normwise(grad_x, as_tensor("grad.x"), scales.grad_x, tolerance, "grad x"));

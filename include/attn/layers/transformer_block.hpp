@@ -15,6 +15,7 @@
 #include "attn/layers/detail/validate.hpp"
 #include "attn/layers/feed_forward.hpp"
 #include "attn/layers/kv_cache.hpp"
+#include "attn/layers/layer_mask.hpp"
 #include "attn/layers/layer_norm.hpp"
 #include "attn/layers/multi_head_attention.hpp"
 #include "attn/random/generator.hpp"
@@ -116,13 +117,27 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
     return run(x, &cache);
   }
 
+  /// forward(x) of a batch of sequences of different lengths: `mask` (layers/layer_mask.hpp)
+  /// reaches the attention, as MultiHeadAttention::forward(x, mask) takes it.
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x,
+                            const LayerMask<Scalar>& mask) const {
+    return run(x, nullptr, mask);
+  }
+  /// forward(x, mask) that fills `cache` for backward (the attention's cache keeps the mask).
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, Cache& cache,
+                            const LayerMask<Scalar>& mask) const {
+    return run(x, &cache, mask);
+  }
+
   /// Inference with a KV cache (see MultiHeadAttention's forward(x, KVCache&)): x (B, T,
   /// emb_dim) holds the next T tokens after the cache.size() already cached; the attention
   /// appends their keys and values. Prefill, then one token at a time, equals forward over the
-  /// whole sequence. Eval mode: no dropout.
+  /// whole sequence. Eval mode: no dropout. `mask` as MultiHeadAttention's forward with a KV
+  /// cache takes it.
   /// @throws std::invalid_argument in training mode with a drop_rate above 0; ShapeError or
   ///         std::out_of_range as MultiHeadAttention's.
-  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, KVCache<Scalar>& cache) const {
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, KVCache<Scalar>& cache,
+                            const LayerMask<Scalar>& mask = {}) const {
     check_input(x.shape());
     if (dropping()) {
       throw std::invalid_argument(detail::concat(
@@ -131,7 +146,7 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
           config_.drop_rate, "; call eval() first"));
     }
     const detail::Contiguous<Scalar, 3> in(x);
-    Tensor<Scalar, 3> x1 = att_.forward(norm1_.forward(in.view()).view(), cache);
+    Tensor<Scalar, 3> x1 = att_.forward(norm1_.forward(in.view()).view(), cache, mask);
     add_into(x1, in.data());
     Tensor<Scalar, 3> out = ff_.forward(norm2_.forward(x1.view()).view());
     add_into(out, x1.data());
@@ -195,7 +210,8 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
     detail::require_context("TransformerBlock", x[1], config_.context_length);
   }
 
-  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache) const {
+  Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
+                        const LayerMask<Scalar>& mask = {}) const {
     check_input(x.shape());
     const bool drop = dropping();
     std::unique_lock<std::mutex> turn(mutex_.mutex, std::defer_lock);
@@ -205,7 +221,7 @@ class TransformerBlock : public StateVisitable<TransformerBlock<ScalarType>> {
     Tensor<Scalar, 3> h =
         cache != nullptr ? norm1_.forward(in.view(), cache->norm1) : norm1_.forward(in.view());
     Tensor<Scalar, 3> x1 =
-        cache != nullptr ? att_.forward(h.view(), cache->att) : att_.forward(h.view());
+        cache != nullptr ? att_.forward(h.view(), cache->att, mask) : att_.forward(h.view(), mask);
     drop_shortcut(x1, drop, cache != nullptr ? &cache->drop_att : nullptr);
     add_into(x1, in.data());
     // out = x1 + drop_shortcut(ff(norm2(x1)))

@@ -19,6 +19,7 @@
 #include "attn/kernels/scaled_dot_product_attention.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/layers/kv_cache.hpp"
+#include "attn/layers/layer_mask.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/view_ops.hpp"
@@ -64,15 +65,19 @@ class CausalCore {
   /// The causal, per-head attention of projected (B, T, d_out) queries, keys and values,
   /// written into context (B, T, d_out). Heads are strided views: no transposed copies.
   /// With a cache, keeps what attend_backward needs; with weights (B, H, T, T), writes the
-  /// attention weights there (through the reference path, which materialises them).
+  /// attention weights there (through the reference path, which materialises them). `mask`
+  /// adds key padding and an additive mask to the layer's own (they must outlive the cache).
   ///
   /// Training-mode dropout draws from the layer's one generator, so concurrent forwards take
   /// turns for the kernel call: each draws one unbroken stretch of the generator's sequence,
   /// and the result is that of the same calls made one after another. Eval mode never locks.
   void attend(const TensorView<const Scalar, 3>& queries, const TensorView<const Scalar, 3>& keys,
               const TensorView<const Scalar, 3>& values, const TensorView<Scalar, 3>& context,
-              AttentionCache<Scalar>* cache, const TensorView<Scalar, 4>& weights = {}) const {
+              AttentionCache<Scalar>* cache, const TensorView<Scalar, 4>& weights = {},
+              const LayerMask<Scalar>& mask = {}) const {
     AttentionOptions<Scalar> attention = options();
+    attention.mask = mask.on(attention.mask, who_);
+    attention.additive_mask = mask.additive;
     if (weights.data() != nullptr) attention.path = AttentionPath::reference;
     kernel_taking_turns(split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
                         split_heads(values, kv_heads_), split_heads(context, num_heads_), attention,
@@ -90,13 +95,19 @@ class CausalCore {
   /// merge_attention.hpp), so the ring is never copied into order. When decoding leaves threads
   /// idle (few queries, fewer (batch, head) pairs than threads), long runs are also split into
   /// pieces that run on separate threads and are merged the same way ("flash decoding").
+  ///
+  /// `mask` covers every key the chunk may see, S = cache.size() + T positions from position 0
+  /// (key_padding (B, S), key_lengths counted from position 0, additive (B|1, H|1, T, S)); each
+  /// run sees its own columns of it.
   void attend_cached(const TensorView<const Scalar, 3>& queries,
                      const TensorView<const Scalar, 3>& keys,
                      const TensorView<const Scalar, 3>& values,
-                     const TensorView<Scalar, 3>& context, KVCache<Scalar>& cache) const {
+                     const TensorView<Scalar, 3>& context, KVCache<Scalar>& cache,
+                     const LayerMask<Scalar>& mask = {}) const {
     const Index batch = queries.size(0), T = queries.size(1);
     cache.check_layer(who_, batch, kv_heads_, d_out_ / num_heads_);
     cache.check_room(who_, T);
+    check_cached_mask(mask, batch, T, cache.size() + T);
     if (cache.window() > 0 && cache.window() != window_) {
       throw std::invalid_argument(concat(who_, ": the KV cache keeps a window of ", cache.window(),
                                          " positions but the layer's window is ", window_,
@@ -112,7 +123,7 @@ class CausalCore {
       // With a window only the last positions are seen: from cached - window + 1 on.
       const Index first = window_ > 0 ? std::max<Index>(0, cached - window_ + 1) : 0;
       runs.push_back({slice(cache.keys(), 2, first, cached + T),
-                      slice(cache.values(), 2, first, cached + T), cached - first});
+                      slice(cache.values(), 2, first, cached + T), cached - first, first});
     } else {
       // The ring: position p in slot p % W. The chunk's first query sees positions from
       // cached - W + 1 on; split them where the slots wrap. Keys at positions begin + j:
@@ -125,9 +136,9 @@ class CausalCore {
         if (end <= begin) continue;
         const Index slot = begin % W;
         runs.push_back({slice(cache.keys(), 2, slot, slot + end - begin),
-                        slice(cache.values(), 2, slot, slot + end - begin), cached - begin});
+                        slice(cache.values(), 2, slot, slot + end - begin), cached - begin, begin});
       }
-      runs.push_back({k, v, 0});  // the chunk's own keys
+      runs.push_back({k, v, 0, cached});  // the chunk's own keys
     }
     const bool dropping = training_ && dropout_ > Scalar(0);
     if (dropping && runs.size() > 1) {
@@ -136,7 +147,7 @@ class CausalCore {
           dropout_, ") in training mode would not survive; call eval() for inference"));
     }
     if (!dropping) split_for_threads(runs, q.size(0) * q.size(1), T);
-    attend_runs(q, runs, split_heads(context, num_heads_));
+    attend_runs(q, runs, split_heads(context, num_heads_), mask);
     if (cache.window() > 0) cache.append(k, v);  // after the ring's old slots were read
   }
 
@@ -146,13 +157,13 @@ class CausalCore {
       const TensorView<const Scalar, 3>& values, const TensorView<const Scalar, 3>& context,
       const TensorView<const Scalar, 3>& grad_context, const TensorView<Scalar, 3>& grad_queries,
       const TensorView<Scalar, 3>& grad_keys, const TensorView<Scalar, 3>& grad_values,
-      const AttentionCache<Scalar>& cache) const {
+      const AttentionCache<Scalar>& cache, const LayerMask<Scalar>& mask = {}) const {
     scaled_dot_product_attention_backward<Scalar, 4>(
         split_heads(queries, num_heads_), split_heads(keys, kv_heads_),
         split_heads(values, kv_heads_), split_heads(context, num_heads_),
         split_heads(grad_context, num_heads_), split_heads(grad_queries, num_heads_),
-        split_heads(grad_keys, kv_heads_), split_heads(grad_values, kv_heads_), options().mask,
-        cache);
+        split_heads(grad_keys, kv_heads_), split_heads(grad_values, kv_heads_),
+        mask.on(options().mask, who_), cache);
   }
 
  protected:
@@ -209,11 +220,29 @@ class CausalCore {
 
  private:
   /// Keys and values at consecutive positions; query i of the chunk sees key j of the run
-  /// while j <= i + offset (and, with a window, i + offset - j < window).
+  /// while j <= i + offset (and, with a window, i + offset - j < window). Key j of the run sits
+  /// at absolute position first_key + j (where a LayerMask's columns are found).
   struct KeyRun {
     TensorView<const Scalar, 4> keys, values;
     Index offset;
+    Index first_key;
   };
+
+  /// @throws ShapeError naming the layer unless a decoding mask covers the S keys of the batch.
+  void check_cached_mask(const LayerMask<Scalar>& mask, Index batch, Index T, Index S) const {
+    const auto refuse = [&](const char* name, const std::string& shape, const std::string& need) {
+      throw ShapeError(concat(who_, ": with a KV cache, ", name, " has shape ", shape,
+                              " but must be ", need, ": it covers every key the new tokens see, ",
+                              S - T, " cached and ", T, " new (S = ", S, ")"));
+    };
+    if (mask.key_padding.data() != nullptr && mask.key_padding.shape() != Shape<2>{batch, S}) {
+      refuse("key_padding", to_string(mask.key_padding.shape()), concat("(", batch, ", ", S, ")"));
+    }
+    if (mask.additive.data() != nullptr &&
+        (mask.additive.size(2) != T || mask.additive.size(3) != S)) {
+      refuse("additive", to_string(mask.additive.shape()), concat("(B|1, H|1, ", T, ", ", S, ")"));
+    }
+  }
 
   /// The smallest piece split_for_threads cuts: below it a thread's start-up and the merge
   /// cost more than the keys.
@@ -233,8 +262,8 @@ class CausalCore {
       const Index step = (length + count - 1) / count;
       for (Index begin = 0; begin < length; begin += step) {
         const Index end = std::min(length, begin + step);
-        pieces.push_back(
-            {slice(run.keys, 2, begin, end), slice(run.values, 2, begin, end), run.offset - begin});
+        pieces.push_back({slice(run.keys, 2, begin, end), slice(run.values, 2, begin, end),
+                          run.offset - begin, run.first_key + begin});
       }
     }
     runs = std::move(pieces);
@@ -260,10 +289,32 @@ class CausalCore {
   /// out = attention of q over the union of the runs: one kernel call for one run, otherwise a
   /// partial per run (concurrently, each on one thread) merged by log-sum-exp.
   void attend_runs(const TensorView<const Scalar, 4>& q, const std::vector<KeyRun>& runs,
-                   const TensorView<Scalar, 4>& out) const {
+                   const TensorView<Scalar, 4>& out, const LayerMask<Scalar>& mask) const {
     AttentionOptions<Scalar> attention = options();
+    // The mask's columns of each run; lengths counted from the run's first key.
+    std::vector<Tensor<Index, 1>> run_lengths(runs.size());
+    std::vector<LayerMask<Scalar>> run_masks(runs.size());
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      const Index first = runs[r].first_key, end = first + runs[r].keys.size(2);
+      if (mask.key_lengths.data() != nullptr) {
+        run_lengths[r] = Tensor<Index, 1>({mask.key_lengths.size(0)});
+        for (Index b = 0; b < mask.key_lengths.size(0); ++b) {
+          run_lengths[r](b) = std::max<Index>(0, mask.key_lengths(b) - first);
+        }
+        run_masks[r].key_lengths = run_lengths[r].view();
+      }
+      if (mask.key_padding.data() != nullptr) {
+        run_masks[r].key_padding = slice(mask.key_padding, 1, first, end);
+      }
+      if (mask.additive.data() != nullptr)
+        run_masks[r].additive = slice(mask.additive, 3, first, end);
+    }
+    const auto run_options = [&](AttentionOptions<Scalar>& piece, std::size_t r) {
+      piece.mask = run_masks[r].on(run_mask(runs[r].offset), who_);
+      piece.additive_mask = run_masks[r].additive;
+    };
     if (runs.size() == 1) {
-      attention.mask = run_mask(runs[0].offset);
+      run_options(attention, 0);
       kernel_taking_turns(q, runs[0].keys, runs[0].values, out, attention);
       return;
     }
@@ -282,7 +333,7 @@ class CausalCore {
     for (Index r = 0; r < count; ++r) {
       try {
         AttentionOptions<Scalar> piece = attention;
-        piece.mask = run_mask(runs[r].offset);
+        run_options(piece, static_cast<std::size_t>(r));
         piece.path = AttentionPath::fused;  // the path that keeps the log-sum-exp to merge by
         attention_partial<Scalar, 4>(q, runs[r].keys, runs[r].values, outs[r].view(),
                                      lses[r].view(), piece);

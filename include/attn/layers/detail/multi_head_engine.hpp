@@ -82,6 +82,7 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
   struct Cache {
     Tensor<Scalar, 3> x, projected, context;
     AttentionCache<Scalar> attention;
+    OwnedLayerMask<Scalar> mask;  // the forward's LayerMask, copied
   };
 
   /// @param x (B, T, d_in), T <= context_length. @return (B, T, d_out).
@@ -117,22 +118,41 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     return run(x, &cache);
   }
 
+  /// forward(x) of a batch of sequences of different lengths: `mask` (layers/layer_mask.hpp)
+  /// adds key padding and an additive mask to the layer's causal one, as PyTorch's
+  /// key_padding_mask and float attn_mask do.
+  /// @throws ShapeError if the mask's shapes do not fit x; std::out_of_range for a negative
+  ///         key length; std::invalid_argument for key_lengths and key_padding together.
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x,
+                            const LayerMask<Scalar>& mask) const {
+    return run(x, nullptr, {}, mask);
+  }
+  /// forward(x, mask) that fills `cache` for backward, which then applies the same mask (the
+  /// cache keeps a copy of it).
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, Cache& cache,
+                            const LayerMask<Scalar>& mask) const {
+    return run(x, &cache, {}, mask);
+  }
+
   /// Inference with a KV cache (the book's use_cache): x (B, T, d_in) holds the next T tokens
   /// of each sequence, after the cache.size() already cached; their keys and values are
   /// appended to `cache` and each query attends to every earlier position (within the window,
   /// if set_window). Prefill with the prompt, then one token at a time: the outputs equal one
   /// forward over the whole sequence. T <= context_length per call; without a window the cache's
-  /// capacity bounds the sequence.
-  /// @throws ShapeError if x does not fit or the cache was made for another layer or batch;
-  ///         std::out_of_range when the cache is full; std::invalid_argument if the cache's
-  ///         window differs from the layer's.
-  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, KVCache<Scalar>& cache) const {
+  /// capacity bounds the sequence. A `mask` (layers/layer_mask.hpp) covers every key the new
+  /// tokens see, S = cache.size() + T positions from the first: key_padding (B, S), key_lengths,
+  /// additive (B|1, H|1, T, S) (the rows of the new tokens only).
+  /// @throws ShapeError if x or the mask does not fit or the cache was made for another layer
+  ///         or batch; std::out_of_range when the cache is full; std::invalid_argument if the
+  ///         cache's window differs from the layer's.
+  Tensor<Scalar, 3> forward(const TensorView<const Scalar, 3>& x, KVCache<Scalar>& cache,
+                            const LayerMask<Scalar>& mask = {}) const {
     this->check_input(x.shape());
     Tensor<Scalar, 3> projected = qkv_.forward(x);
     rotate(projected.view(), cache.size());
     auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), this->d_out()});
     const auto p = projected.view();
-    this->attend_cached(part(p, 0), part(p, 1), part(p, 2), context.view(), cache);
+    this->attend_cached(part(p, 0), part(p, 1), part(p, 2), context.view(), cache, mask);
     return out_.forward(context.view());
   }
 
@@ -168,7 +188,8 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
     const auto p = cache.projected.view();
     const auto g = grad_projected.view();
     this->attend_backward(part(p, 0), part(p, 1), part(p, 2), cache.context.view(),
-                          grad_context.view(), part(g, 0), part(g, 1), part(g, 2), cache.attention);
+                          grad_context.view(), part(g, 0), part(g, 1), part(g, 2), cache.attention,
+                          cache.mask.view());
     // q = rope(q'), k = rope(k')  ->  dq' and dk', the rotations transposed
     if (rope_) {
       apply_rope_backward<Scalar, 4>(split_heads(part(g, 0), num_heads()), *rope_, 0);
@@ -286,14 +307,19 @@ class MultiHeadEngine : public CausalCore<ScalarType> {
 
  private:
   Tensor<Scalar, 3> run(const TensorView<const Scalar, 3>& x, Cache* cache,
-                        const TensorView<Scalar, 4>& weights = {}) const {
+                        const TensorView<Scalar, 4>& weights = {},
+                        const LayerMask<Scalar>& mask = {}) const {
     this->check_input(x.shape());
     Tensor<Scalar, 3> projected = qkv_.forward(x);  // (B, T, d_out + 2 kv_dim), one GEMM
     rotate(projected.view(), 0);
     auto context = Tensor<Scalar, 3>::uninitialized({x.size(0), x.size(1), this->d_out()});
     const auto p = projected.view();
+    // A training forward attends with the cache's copy of the mask: the kernel's cache keeps a
+    // view of the additive mask, and backward needs the padding again.
+    if (cache != nullptr) cache->mask = OwnedLayerMask<Scalar>(mask);
     this->attend(part(p, 0), part(p, 1), part(p, 2), context.view(),
-                 cache != nullptr ? &cache->attention : nullptr, weights);
+                 cache != nullptr ? &cache->attention : nullptr, weights,
+                 cache != nullptr ? cache->mask.view() : mask);
     Tensor<Scalar, 3> out = out_.forward(context.view());
     if (cache != nullptr) {
       cache->x = Tensor<Scalar, 3>(x);
