@@ -16,7 +16,7 @@
 
 #include <benchmark/benchmark.h>
 #include <attn/attn.hpp>
-#include <attn/kernels/detail/gemm.hpp>
+#include <attn/kernels/gemm.hpp>
 
 namespace {
 

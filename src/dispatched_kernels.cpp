@@ -6,10 +6,10 @@
 // the program's. The entry returns the level's table (kernels/detail/dispatch.hpp), which
 // src/dispatch.cpp chooses from at run time. These are the headers' own bodies: one portable
 // source, compiled for each level.
-#include "attn/kernels/detail/bfloat16_matrix.hpp"
+#include "attn/kernels/bfloat16_matrix.hpp"
 #include "attn/kernels/detail/dispatch.hpp"
-#include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/fused_attention.hpp"
+#include "attn/kernels/gemm.hpp"
 
 #ifdef ATTN_COMPILED
 #error "dispatched_kernels.cpp holds the kernels' bodies: it must be built without ATTN_COMPILED."

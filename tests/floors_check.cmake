@@ -1,7 +1,7 @@
 # ctest architecture.floors: the tree shows the architecture in floors, and a header includes
 # only headers of its own floor or below.
-#   floor 0  attn/config.hpp, version.hpp, threads.hpp, isa.hpp, autocast.hpp, tensor/, random/,
-#            state/
+#   floor 0  attn/config.hpp, version.hpp, threads.hpp, isa.hpp, autocast.hpp, checks.hpp,
+#            tensor/, random/, state/
 #   floor 1  kernels/ (and kernels/detail/)
 #   floor 2  layers/ (and layers/detail/)
 #   floor 3  models/, optim/, losses/, data/, and the components io/ (nlohmann), viz/ (stb)
@@ -9,7 +9,9 @@
 #   attn/attn.hpp, the umbrella of the core, may include floors 0-3 but never io/ or viz/.
 # A component is a leaf: only io/ includes io/, only viz/ includes viz/, so the core never needs
 # nlohmann or stb. A header, or an include, in no floor fails too (a new folder must be placed),
-# and attn/detail/ must not exist (each floor keeps its own detail/).
+# and attn/detail/ must not exist (each floor keeps its own detail/), and a floor's detail/ is
+# its own: no header of another floor includes it (what two floors share is a header of the
+# lower one, e.g. attn/checks.hpp, kernels/gemm.hpp).
 # attn/layers/state_dict.hpp may stay as a deprecated forwarding header to
 # attn/state/state_dict.hpp: a downward include, allowed by the rule itself.
 #   cmake -DATTN_INCLUDE_DIR=<include> -P floors_check.cmake
@@ -22,7 +24,7 @@ function(_attn_floor path out_floor out_component)
   set(component "")
   if(path STREQUAL "attn/attn.hpp")
     set(floor umbrella)
-  elseif(path MATCHES "^attn/(config|version|threads|isa|autocast)\\.hpp$"
+  elseif(path MATCHES "^attn/(config|version|threads|isa|autocast|checks)\\.hpp$"
          OR path MATCHES "^attn/(tensor|random|state)/")
     set(floor 0)
   elseif(path MATCHES "^attn/kernels/")
@@ -82,6 +84,9 @@ foreach(_header IN LISTS _headers)
       # The umbrella may include every floor of the core (0-3); components were refused above.
     elseif(_included_floor GREATER _floor)
       string(APPEND _failures "${_where}: floor ${_floor} includes floor ${_included_floor}")
+    elseif(_included MATCHES "/detail/" AND NOT _included_floor STREQUAL _floor)
+      string(APPEND _failures "${_where}: another floor's detail/ (floor ${_included_floor}); "
+                              "what floors share goes in a header of the lower floor")
     endif()
   endforeach()
 endforeach()

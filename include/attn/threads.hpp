@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -24,6 +25,17 @@
 
 namespace attn {
 namespace detail {
+
+/// A mutex member that keeps its owner copyable and movable: a copy gets a new, unlocked mutex.
+/// For layers and models whose const training-mode forward draws dropout masks from a generator
+/// they own, so concurrent forwards take turns.
+struct CopyableMutex {
+  CopyableMutex() = default;
+  CopyableMutex(const CopyableMutex& /*other*/) {}
+  CopyableMutex& operator=(const CopyableMutex& /*other*/) { return *this; }
+  std::mutex mutex;
+};
+
 inline int& requested_threads() {
   static int threads = 0;  // 0: OpenMP's default, which honours OMP_NUM_THREADS
   return threads;

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "attn/io/safetensors.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/state/state_dict.hpp"
 #include "support/expect_error.hpp"
 #include "support/fixtures.hpp"
 #include "support/normwise.hpp"

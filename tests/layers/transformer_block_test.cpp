@@ -28,7 +28,7 @@
 #include "attn/layers/feed_forward.hpp"
 #include "attn/layers/gelu.hpp"
 #include "attn/layers/layer_norm.hpp"
-#include "attn/layers/state_dict.hpp"
+#include "attn/state/state_dict.hpp"
 #include "support/attention_bounds.hpp"
 #include "support/expect_error.hpp"
 #include "support/fixtures.hpp"

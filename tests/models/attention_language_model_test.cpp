@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "attn/io/safetensors.hpp"
-#include "attn/layers/state_dict.hpp"
 #include "attn/losses/cross_entropy.hpp"
 #include "attn/optim/adamw.hpp"
+#include "attn/state/state_dict.hpp"
 #include "support/expect_error.hpp"
 #include "support/fixtures.hpp"
 #include "support/gradient_check.hpp"

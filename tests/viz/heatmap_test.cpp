@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -79,7 +80,20 @@ TEST(Heatmap, RejectsBadOptions) {
                     {"max (0)", "min (0)"});
   ATTN_EXPECT_ERROR(
       attn::write_heatmap_png("/tmp/x.png", weights.view(), labelled(), "/no/font.ttf"),
-      std::invalid_argument, {"/no/font.ttf"});
+      std::invalid_argument, {"/no/font.ttf", "ATTN_HEATMAP_FONT"});
+}
+
+TEST(Heatmap, FontComesFromTheEnvironmentElseTheConfiguredOne) {
+  // $ATTN_HEATMAP_FONT wins over the font CMake configured (a path that exists).
+  EXPECT_TRUE(std::ifstream(attn::default_heatmap_font).good()) << attn::default_heatmap_font;
+  ASSERT_EQ(setenv("ATTN_HEATMAP_FONT", "/no/such/font.ttf", 1), 0);
+  EXPECT_EQ(attn::heatmap_font(), "/no/such/font.ttf");
+  const Tensor<float, 2> weights({2, 3});
+  ATTN_EXPECT_ERROR(
+      attn::write_heatmap_png(::testing::TempDir() + "attn_font.png", weights.view(), labelled()),
+      std::invalid_argument, {"/no/such/font.ttf"});
+  ASSERT_EQ(unsetenv("ATTN_HEATMAP_FONT"), 0);
+  EXPECT_EQ(attn::heatmap_font(), attn::default_heatmap_font);
 }
 
 }  // namespace

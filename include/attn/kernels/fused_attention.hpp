@@ -22,11 +22,11 @@
 
 #include "attn/config.hpp"
 #include "attn/kernels/detail/dispatch.hpp"
-#include "attn/kernels/detail/gemm.hpp"
 #include "attn/kernels/detail/leading_dims.hpp"
 #include "attn/kernels/detail/score_masking.hpp"
 #include "attn/kernels/detail/tile_gemm.hpp"
 #include "attn/kernels/dropout.hpp"
+#include "attn/kernels/gemm.hpp"
 #include "attn/kernels/mask.hpp"
 #include "attn/kernels/softmax.hpp"
 #include "attn/tensor/eigen_interop.hpp"

@@ -10,8 +10,8 @@
 
 #include "attn/autocast.hpp"
 #include "attn/config.hpp"
-#include "attn/kernels/detail/bfloat16_matrix.hpp"
-#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/bfloat16_matrix.hpp"
+#include "attn/kernels/gemm.hpp"
 #include "attn/layers/detail/stored_weight.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"

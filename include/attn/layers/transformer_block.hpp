@@ -11,7 +11,6 @@
 
 #include "attn/config.hpp"
 #include "attn/kernels/dropout.hpp"
-#include "attn/layers/detail/copyable_mutex.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/layers/feed_forward.hpp"
 #include "attn/layers/kv_cache.hpp"
@@ -22,6 +21,7 @@
 #include "attn/state/state_dict.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
+#include "attn/threads.hpp"
 
 namespace attn {
 

@@ -13,10 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "attn/checks.hpp"
 #include "attn/config.hpp"
 #include "attn/kernels/dropout.hpp"
-#include "attn/layers/detail/copyable_mutex.hpp"
-#include "attn/layers/detail/validate.hpp"
 #include "attn/layers/embedding.hpp"
 #include "attn/layers/kv_cache.hpp"
 #include "attn/layers/layer_norm.hpp"
@@ -27,6 +26,7 @@
 #include "attn/tensor/eigen_interop.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/view_ops.hpp"
+#include "attn/threads.hpp"
 
 namespace attn {
 

@@ -2,7 +2,9 @@
 // glyph rendering come from Debian's stb (libstb-dev: stb_image_write, stb_truetype), whose
 // compiled library this header needs at link time: link the target attn::viz
 // (find_package(attn COMPONENTS viz)), or use `pkg-config --cflags --libs attn-viz` (or stb).
-// Labels are drawn in a TrueType font, by default DejaVu Sans (Debian: fonts-dejavu-core).
+// Labels are drawn in a TrueType font: the path given, else $ATTN_HEATMAP_FONT, else the one
+// attn::viz was configured with (fontconfig's `fc-match "DejaVu Sans"`, CMake option
+// ATTN_HEATMAP_FONT), else Debian's DejaVu Sans (fonts-dejavu-core).
 #ifndef ATTN_VIZ_HEATMAP_PNG_HPP
 #define ATTN_VIZ_HEATMAP_PNG_HPP
 
@@ -10,6 +12,7 @@
 #include <stb/stb_truetype.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -20,8 +23,18 @@
 
 namespace attn {
 
-inline constexpr const char* default_heatmap_font =
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+#ifndef ATTN_HEATMAP_FONT  // attn::viz defines it as the font CMake found
+#define ATTN_HEATMAP_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+#endif
+/// The font attn::viz was configured with (Debian's DejaVu Sans without CMake).
+inline constexpr const char* default_heatmap_font = ATTN_HEATMAP_FONT;
+
+/// The font PNG heatmaps use when none is given: $ATTN_HEATMAP_FONT when set, else
+/// default_heatmap_font.
+inline std::string heatmap_font() {
+  const char* chosen = std::getenv("ATTN_HEATMAP_FONT");
+  return chosen != nullptr && *chosen != '\0' ? chosen : default_heatmap_font;
+}
 
 namespace detail {
 
@@ -35,7 +48,8 @@ class Canvas {
     if (font_data_.empty() || !stbtt_InitFont(&font_, font_data_.data(),
                                               stbtt_GetFontOffsetForIndex(font_data_.data(), 0))) {
       throw std::invalid_argument("heatmap PNG: cannot read the TrueType font '" + font_path +
-                                  "' (Debian: fonts-dejavu-core)");
+                                  "' (Debian: fonts-dejavu-core; or name a .ttf file in "
+                                  "ATTN_HEATMAP_FONT or as write_heatmap_png's font_path)");
     }
   }
 
@@ -111,7 +125,7 @@ class Canvas {
 template <typename T>
 void write_heatmap_png(const std::string& path, const TensorView<T, 2>& weights,
                        const HeatmapOptions& options = {},
-                       const std::string& font_path = default_heatmap_font) {
+                       const std::string& font_path = heatmap_font()) {
   const auto L = detail::heatmap_layout(weights, options);
   detail::Canvas canvas(L.width, L.height, font_path);
   const std::array<int, 3> black{0, 0, 0}, white{255, 255, 255}, grey{200, 200, 200};

@@ -33,7 +33,7 @@ template <typename Scalar>
 struct KernelTable {
   using ConstView = TensorView<const Scalar, 4>;
   using View = TensorView<Scalar, 4>;
-  /// gemm and parallel_gemm (kernels/detail/gemm.hpp), the layout as arguments.
+  /// gemm and parallel_gemm (kernels/gemm.hpp), the layout as arguments.
   void (*gemm)(bool a_transposed, bool b_transposed, Index m, Index n, Index k, Scalar alpha,
                const Scalar* a, Index lda, const Scalar* b, Index ldb, Scalar beta, Scalar* c,
                Index ldc);
@@ -52,11 +52,11 @@ struct KernelTable {
                                    const ScoreMasking<Scalar>& masking,
                                    const PositionalDropout<Scalar>* dropout, const Scalar* lse,
                                    int threads);
-  /// Y (+)= X W^T over a packed bfloat16 W (kernels/detail/bfloat16_matrix.hpp).
+  /// Y (+)= X W^T over a packed bfloat16 W (kernels/bfloat16_matrix.hpp).
   void (*bfloat16_product)(const std::uint16_t* packed, Index rows, Index cols,
                            const TensorView<const Scalar, 2>& x, Scalar* y, Index ldy,
                            bool accumulate, bool round_activations, int threads);
-  /// Packs W into a BFloat16Matrix's bits (kernels/detail/bfloat16_matrix.hpp).
+  /// Packs W into a BFloat16Matrix's bits (kernels/bfloat16_matrix.hpp).
   void (*bfloat16_pack)(const TensorView<const Scalar, 2>& w, std::uint16_t* bits, int threads);
 };
 

@@ -360,14 +360,7 @@ class CausalCore {
   // Training-mode forward draws dropout masks from here: it is the one piece of state a const
   // forward changes, so those draws hold dropout_mutex_ (see attend).
   mutable Generator dropout_generator_;
-  // A mutex that copies as a new one, so layers stay copyable and movable.
-  struct CopyableMutex {
-    CopyableMutex() = default;
-    CopyableMutex(const CopyableMutex& /*other*/) {}
-    CopyableMutex& operator=(const CopyableMutex& /*other*/) { return *this; }
-    std::mutex mutex;
-  };
-  mutable CopyableMutex dropout_mutex_;
+  mutable CopyableMutex dropout_mutex_;  // attn/threads.hpp
 };
 
 }  // namespace attn::detail

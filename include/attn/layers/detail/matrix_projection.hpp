@@ -8,7 +8,7 @@
 #include <string>
 
 #include "attn/config.hpp"
-#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/gemm.hpp"
 #include "attn/layers/detail/validate.hpp"
 #include "attn/random/generator.hpp"
 #include "attn/state/gradient.hpp"

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "attn/config.hpp"
-#include "attn/kernels/detail/bfloat16_matrix.hpp"
-#include "attn/layers/detail/copyable_mutex.hpp"
+#include "attn/kernels/bfloat16_matrix.hpp"
 #include "attn/tensor/bfloat16.hpp"
 #include "attn/tensor/tensor.hpp"
+#include "attn/threads.hpp"
 
 namespace attn {
 

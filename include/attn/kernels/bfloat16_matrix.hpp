@@ -1,4 +1,4 @@
-// attn/kernels/detail/bfloat16_matrix.hpp: a weight matrix stored in bfloat16 only, and the
+// attn/kernels/bfloat16_matrix.hpp: a weight matrix stored in bfloat16 only, and the
 // products Y = X W^T over it for any number of rows of X: 2 bytes a weight instead of 4, so a
 // decoding step (each weight read once) takes half the time memory bandwidth sets, and a model
 // held this way needs half the memory.
@@ -10,8 +10,8 @@
 //   bfloat16 too, the products summed in float. On a CPU with AVX512_BF16 this runs on
 //   `vdpbf16ps` (32 products an instruction, twice float FMA's rate); elsewhere the same rounded
 //   values go through the float arithmetic above: the same products, summed in another order.
-#ifndef ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
-#define ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
+#ifndef ATTN_KERNELS_BFLOAT16_MATRIX_HPP
+#define ATTN_KERNELS_BFLOAT16_MATRIX_HPP
 
 #include <algorithm>
 #include <cstdint>
@@ -24,7 +24,7 @@
 #include "attn/config.hpp"
 #include "attn/kernels/detail/bfloat16_dot.hpp"
 #include "attn/kernels/detail/dispatch.hpp"
-#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/gemm.hpp"
 #include "attn/tensor/bfloat16.hpp"
 #include "attn/tensor/tensor.hpp"
 #include "attn/tensor/tensor_view.hpp"
@@ -391,4 +391,4 @@ class BFloat16Matrix {
 
 }  // namespace attn::detail
 
-#endif  // ATTN_KERNELS_DETAIL_BFLOAT16_MATRIX_HPP
+#endif  // ATTN_KERNELS_BFLOAT16_MATRIX_HPP

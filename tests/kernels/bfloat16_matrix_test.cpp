@@ -2,7 +2,7 @@
 // products, for every shape its packing pads (rows not a multiple of 32, an odd column count),
 // for few and many activation rows with leading dimensions, with float or bfloat16-rounded
 // activations, are the products a plain loop gives with the rounded values.
-#include "attn/kernels/detail/bfloat16_matrix.hpp"
+#include "attn/kernels/bfloat16_matrix.hpp"
 
 #include <gtest/gtest.h>
 

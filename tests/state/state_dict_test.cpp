@@ -1,4 +1,4 @@
-#include "attn/layers/state_dict.hpp"
+#include "attn/state/state_dict.hpp"
 
 #include <gtest/gtest.h>
 

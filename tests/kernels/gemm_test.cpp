@@ -1,6 +1,6 @@
 // detail::gemm computes every product in attn, with Eigen or, in a build with ATTN_CBLAS, with the
 // BLAS's cblas_?gemm. Either must give the product a plain triple loop gives, for every layout.
-#include "attn/kernels/detail/gemm.hpp"
+#include "attn/kernels/gemm.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// attn/kernels/detail/gemm.hpp: the one matrix product behind Linear, SelfAttentionV1 and both
+// attn/kernels/gemm.hpp: the one matrix product behind Linear, SelfAttentionV1 and both
 // paths of the attention kernel, so every product in attn is written, tuned and tested once.
 //
 // Eigen computes it by default. Built with ATTN_USE_CBLAS (CMake option ATTN_CBLAS, chosen when
@@ -8,9 +8,9 @@
 // (batch, head, query tile) and over row blocks of large products, and calls the BLAS from inside
 // those threads, so the BLAS should run one thread per call: OpenBLAS's OpenMP build does so by
 // itself inside a parallel region; with its pthreads build, set OPENBLAS_NUM_THREADS=1.
-// Private to the kernels floor and the layers above it: users never include this.
-#ifndef ATTN_KERNELS_DETAIL_GEMM_HPP
-#define ATTN_KERNELS_DETAIL_GEMM_HPP
+// A kernel of its own (the layers call it), in attn::detail: not an interface users call.
+#ifndef ATTN_KERNELS_GEMM_HPP
+#define ATTN_KERNELS_GEMM_HPP
 
 #include <algorithm>
 #include <climits>
@@ -144,4 +144,4 @@ void parallel_gemm(Index m, Index n, Index k, Scalar alpha, const Scalar* a, Ind
 
 }  // namespace attn::detail
 
-#endif  // ATTN_KERNELS_DETAIL_GEMM_HPP
+#endif  // ATTN_KERNELS_GEMM_HPP
