@@ -4,6 +4,7 @@
 // "Hello, I am" by the seeded GPT-2 124M is in gpt_model_test.cpp, on the model built there.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <attn/attn.hpp>
 #include <attn/models/generation.hpp>
 #include <attn/models/next_token.hpp>
@@ -12,6 +13,7 @@
 
 #include "support/expect_error.hpp"
 #include "support/fixtures.hpp"
+#include "support/normwise.hpp"
 
 namespace {
 
@@ -166,6 +168,80 @@ TEST(Generate, StopsAtEosWithoutAppendingIt) {
   EXPECT_EQ(generated_row(stopped, 0),
             (std::vector<attn::Index>{4, 9, greedy(0, 2), greedy(0, 3)}));
   EXPECT_EQ(streamed, (std::vector<attn::Index>{greedy(0, 2), greedy(0, 3)}));
+}
+
+TEST(Generate, LeftPaddedBatchGivesEachPromptItsOwnTokens) {
+  // Two prompts of different lengths, the shorter padded on the left (Hugging Face's way):
+  // each row's generated tokens are those of its prompt alone, cached or not, and a window
+  // that crops the context (context_size 4 < 3 + 5) does not change that.
+  const auto model = small_generation_gpt<double>();
+  const attn::Tensor<attn::Index, 2> ids({2, 3}, {4, 9, 1, 0, 7, 2});
+  attn::Tensor<bool, 2> padding({2, 3});
+  padding(1, 0) = true;
+  const attn::Tensor<attn::Index, 2> first({1, 3}, {4, 9, 1}), second({1, 2}, {7, 2});
+  for (const attn::Index context : {0, 4}) {
+    for (const bool cached : {true, false}) {
+      SCOPED_TRACE(std::string(cached ? "cached" : "uncached") + ", context_size " +
+                   std::to_string(context));
+      attn::GenerationOptions options;
+      options.max_new_tokens = 5;
+      options.use_cache = cached;
+      options.context_size = context;
+      const auto batched = attn::generate(model, ids.view(), padding.view(), options);
+      const auto alone_first = generated_row(attn::generate(model, first.view(), options), 0);
+      const auto alone_second = generated_row(attn::generate(model, second.view(), options), 0);
+      const auto row0 = generated_row(batched, 0), row1 = generated_row(batched, 1);
+      EXPECT_EQ(std::vector<attn::Index>(row0.begin() + 3, row0.end()),
+                std::vector<attn::Index>(alone_first.begin() + 3, alone_first.end()));
+      EXPECT_EQ(std::vector<attn::Index>(row1.begin() + 3, row1.end()),
+                std::vector<attn::Index>(alone_second.begin() + 2, alone_second.end()));
+    }
+  }
+  attn::Tensor<bool, 2> wrong({2, 2});
+  attn::GenerationOptions options;
+  options.max_new_tokens = 1;
+  ATTN_EXPECT_ERROR(attn::generate(model, ids.view(), wrong.view(), options), attn::ShapeError,
+                    {"padding has shape (2, 2)", "(2, 3)"});
+}
+
+TEST(Generate, PaddedForwardAndGradientsAreThoseOfTheSequenceAlone) {
+  // forward(ids, padding): the real tokens take positions 0, 1, ... and see no pad, so their
+  // logits, and the gradients of a loss on them, are the unpadded sequence's (float64, to
+  // rounding: 1e-12 of the norms).
+  auto model = small_generation_gpt<double>();  // eval mode: no dropout
+  const attn::Tensor<attn::Index, 2> padded({1, 4}, {0, 0, 7, 2}), alone({1, 2}, {7, 2});
+  attn::Tensor<bool, 2> padding({1, 4});
+  padding(0, 0) = padding(0, 1) = true;
+  const auto logits = model.forward(padded.view(), padding.view());
+  const auto expected = model.forward(alone.view());
+  const auto real = attn::slice(logits.view(), 1, 2, 4);
+  EXPECT_TRUE(attn_test::close_normwise(real, expected, attn_test::frobenius(expected), 1e-12));
+  attn::Tensor<double, 3> grad_alone(expected.shape()), grad_padded(logits.shape());
+  attn::Generator draws(3);
+  draws.normal_fill(grad_alone.data(), grad_alone.numel());
+  for (attn::Index t = 0; t < 2; ++t) {
+    for (attn::Index v = 0; v < logits.size(2); ++v) grad_padded(0, t + 2, v) = grad_alone(0, t, v);
+  }
+  attn::GPTModel<double>::Cache cache;
+  attn::zero_grad(model);
+  model.forward(padded.view(), cache, padding.view());
+  model.backward(cache, grad_padded.view());
+  const auto padded_grads = attn::gradients(model);
+  attn::zero_grad(model);
+  attn::GPTModel<double>::Cache plain;
+  model.forward(alone.view(), plain);
+  model.backward(plain, grad_alone.view());
+  // One problem scale, the largest gradient's norm: the key biases' are zero in exact
+  // arithmetic (softmax ignores a per-row shift), so their own norms are rounding noise.
+  const auto alone_grads = attn::gradients(model);
+  double scale = 0;
+  for (const auto& entry : alone_grads) {
+    scale = std::max(scale, attn_test::frobenius(entry.second.values));
+  }
+  for (const auto& [name, gradient] : alone_grads) {
+    EXPECT_TRUE(attn_test::close_normwise(padded_grads.at(name).values, gradient.values, scale,
+                                          1e-12, name));
+  }
 }
 
 TEST(Generate, GreedyNeedsNoGenerator) {

@@ -90,6 +90,66 @@ inline Tensor<Index, 2> append_column(const Tensor<Index, 2>& ids,
 
 }  // namespace detail
 
+namespace detail {
+
+/// generate(), with the prompts' padding (B, T) when `padding` is given: the flags of the tokens
+/// the model sees (the last `context` ones) go with them, and generated tokens are not padding.
+template <typename Scalar>
+Tensor<Index, 2> generate_tokens(const GPTModel<Scalar>& model,
+                                 const TensorView<const Index, 2>& ids,
+                                 const TensorView<const bool, 2>& padding,
+                                 const GenerationOptions& options, Generator& generator) {
+  const Index context = validated_context(model, ids, options);
+  const bool padded = padding.data() != nullptr;
+  if (padded && padding.shape() != ids.shape()) {
+    throw ShapeError(concat("generate: padding has shape ", to_string(padding.shape()),
+                            " but ids have ", to_string(ids.shape()), "; one flag per token"));
+  }
+  Tensor<Index, 2> sequence(ids);
+  // Every token's flag so far, room for the generated ones (false: not padding).
+  Tensor<bool, 2> flags({ids.size(0), ids.size(1) + options.max_new_tokens});
+  for (Index b = 0; padded && b < ids.size(0); ++b) {
+    for (Index t = 0; t < ids.size(1); ++t) flags(b, t) = padding(b, t);
+  }
+  const auto last_flags = [&](Index count) {  // the flags of the last `count` tokens
+    const Index n = sequence.size(1);
+    return slice(TensorView<const bool, 2>(flags.view()), 1, n - count, n);
+  };
+  std::optional<GPTKVCache<Scalar>> cache;
+  if (options.use_cache) cache.emplace(model.make_kv_cache(ids.size(0), context));
+  // The logits of the next position: from the cropped sequence (prefilling an empty or full
+  // cache), or, with a cache that has room, from the newest token alone.
+  const auto next_logits = [&]() {
+    const Index kept = std::min(sequence.size(1), context);
+    if (!cache) {
+      return padded ? model.forward_last(last_tokens(sequence, context), last_flags(kept))
+                    : model.forward_last(last_tokens(sequence, context));
+    }
+    if (cache->size() == 0 || cache->size() == context) {
+      cache->reset();
+      return padded ? model.forward_last(last_tokens(sequence, context), *cache, last_flags(kept))
+                    : model.forward_last(last_tokens(sequence, context), *cache);
+    }
+    return padded
+               ? model.forward_last(last_tokens(sequence, 1), *cache, last_flags(cache->size() + 1))
+               : model.forward_last(last_tokens(sequence, 1), *cache);
+  };
+  for (Index step = 0; step < options.max_new_tokens; ++step) {
+    const Tensor<Scalar, 2> logits = next_logits();
+    const std::vector<Index> chosen =
+        next_tokens(TensorView<const Scalar, 2>(logits.view()), options.sampling, generator);
+    if (options.eos_id && std::all_of(chosen.begin(), chosen.end(),
+                                      [&](Index id) { return id == *options.eos_id; })) {
+      break;
+    }
+    if (options.on_tokens) options.on_tokens(chosen);
+    sequence = append_column(sequence, chosen);
+  }
+  return sequence;
+}
+
+}  // namespace detail
+
 /// Generates up to options.max_new_tokens tokens after each sequence of `ids`, as the book's
 /// generate(): the input is cropped to its last context_size tokens, the last position's
 /// logits choose the next token (next_tokens: greedy, or temperature and top-k with draws from
@@ -102,32 +162,20 @@ inline Tensor<Index, 2> append_column(const Tensor<Index, 2>& ids,
 template <typename Scalar>
 Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
                           const GenerationOptions& options, Generator& generator) {
-  const Index context = detail::validated_context(model, ids, options);
-  Tensor<Index, 2> sequence(ids);
-  std::optional<GPTKVCache<Scalar>> cache;
-  if (options.use_cache) cache.emplace(model.make_kv_cache(ids.size(0), context));
-  // The logits of the next position: from the cropped sequence (prefilling an empty or full
-  // cache), or, with a cache that has room, from the newest token alone.
-  const auto next_logits = [&]() {
-    if (!cache) return model.forward_last(detail::last_tokens(sequence, context));
-    if (cache->size() == 0 || cache->size() == context) {
-      cache->reset();
-      return model.forward_last(detail::last_tokens(sequence, context), *cache);
-    }
-    return model.forward_last(detail::last_tokens(sequence, 1), *cache);
-  };
-  for (Index step = 0; step < options.max_new_tokens; ++step) {
-    const Tensor<Scalar, 2> logits = next_logits();
-    const std::vector<Index> chosen =
-        next_tokens(TensorView<const Scalar, 2>(logits.view()), options.sampling, generator);
-    if (options.eos_id && std::all_of(chosen.begin(), chosen.end(),
-                                      [&](Index id) { return id == *options.eos_id; })) {
-      break;
-    }
-    if (options.on_tokens) options.on_tokens(chosen);
-    sequence = detail::append_column(sequence, chosen);
-  }
-  return sequence;
+  return detail::generate_tokens(model, ids, {}, options, generator);
+}
+
+/// generate() for a batch of prompts of different lengths, padded on the left as Hugging
+/// Face's GPT-2 batches them: padding (B, T), true = a pad token (any id). Each sequence sees
+/// its own tokens at their own positions (GPTModel::forward(ids, padding)), so greedy decoding
+/// gives each row the tokens its prompt gives alone. (Sampling draws the rows' tokens in turn
+/// from one generator, so a row's draws depend on the batch.)
+/// @throws as generate, and ShapeError if padding is not ids' shape.
+template <typename Scalar>
+Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
+                          const TensorView<const bool, 2>& padding,
+                          const GenerationOptions& options, Generator& generator) {
+  return detail::generate_tokens(model, ids, padding, options, generator);
 }
 
 /// generate() for greedy decoding (options.sampling.temperature 0), which draws nothing, so it
@@ -137,13 +185,22 @@ Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const 
 template <typename Scalar>
 Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
                           const GenerationOptions& options) {
+  return generate(model, ids, {}, options);
+}
+
+/// generate(model, ids, padding, options, generator) for greedy decoding, without a Generator.
+/// @throws as generate(model, ids, options).
+template <typename Scalar>
+Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
+                          const TensorView<const bool, 2>& padding,
+                          const GenerationOptions& options) {
   if (options.sampling.temperature != 0) {
     throw std::invalid_argument(detail::concat(
         "generate: sampling (temperature ", options.sampling.temperature,
         ") draws random numbers: pass a Generator, generate(model, ids, options, generator)"));
   }
   Generator unused;  // greedy decoding never draws
-  return generate(model, ids, options, unused);
+  return detail::generate_tokens(model, ids, padding, options, unused);
 }
 
 /// The book's generate_text_simple (chapter 4.7): greedy, no cache, the input cropped to its

@@ -18,6 +18,7 @@
 #include "attn/kernels/dropout.hpp"
 #include "attn/layers/embedding.hpp"
 #include "attn/layers/kv_cache.hpp"
+#include "attn/layers/layer_mask.hpp"
 #include "attn/layers/layer_norm.hpp"
 #include "attn/layers/linear.hpp"
 #include "attn/layers/transformer_block.hpp"
@@ -165,6 +166,7 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   /// with dropout), each block's cache, the final norm's cache and its output, the head's input.
   struct Cache {
     Tensor<Index, 2> ids;
+    Tensor<Index, 2> positions;  // with padding: each token's pos_emb row
     std::optional<Generator> drop_emb;
     std::vector<typename Block::Cache> blocks;
     typename LayerNorm<Scalar>::Cache final_norm;
@@ -182,7 +184,24 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
 
   /// Forward that fills `cache` for backward. Same result as forward(ids).
   Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids, Cache& cache) const {
-    const Tensor<Scalar, 3> hidden = trunk(ids, &cache);
+    return forward(ids, cache, {});
+  }
+
+  /// forward(ids) of a batch of sequences of different lengths, padded as Hugging Face's GPT-2
+  /// batches prompts (on the left for generation): padding (B, T), true = a pad token. Each
+  /// sequence's tokens take the positions 0, 1, ... from its first real token (pos_emb's rows,
+  /// as Hugging Face's position_ids = cumsum(attention_mask) - 1), and no token attends to a
+  /// pad, so a sequence's logits are those of the sequence alone. A pad's own logits mean
+  /// nothing (a left pad sees no key: its attention is zero).
+  /// @throws as forward(ids), and ShapeError if padding is not (B, T).
+  Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids,
+                            const TensorView<const bool, 2>& padding) const {
+    return out_head_.forward(final_norm_.forward(trunk(ids, nullptr, padding).view()).view());
+  }
+  /// forward(ids, padding) that fills `cache` for backward (padding may be empty: none).
+  Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids, Cache& cache,
+                            const TensorView<const bool, 2>& padding) const {
+    const Tensor<Scalar, 3> hidden = trunk(ids, &cache, padding);
     cache.normed = final_norm_.forward(hidden.view(), cache.final_norm);
     return out_head_.forward(cache.normed.view());
   }
@@ -193,6 +212,12 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
   Tensor<Scalar, 2> forward_last(const TensorView<const Index, 2>& ids) const {
     require_tokens(ids);
     return last_logits(trunk(ids, nullptr));
+  }
+  /// forward_last of forward(ids, padding).
+  Tensor<Scalar, 2> forward_last(const TensorView<const Index, 2>& ids,
+                                 const TensorView<const bool, 2>& padding) const {
+    require_tokens(ids);
+    return last_logits(trunk(ids, nullptr, padding));
   }
 
   /// Backward of forward(ids, cache): accumulates (+=) the gradient of every parameter.
@@ -217,7 +242,11 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     }
     // e = tok_emb(ids) + pos_emb(0 .. T-1): position t's row was added to every sequence
     tok_emb_.backward(cache.ids.view(), grad.view());
-    pos_emb_.add_positions_backward(grad.view());
+    if (cache.positions.numel() != 0) {
+      pos_emb_.backward(cache.positions.view(), grad.view());
+    } else {
+      pos_emb_.add_positions_backward(grad.view());
+    }
   }
 
   /// A KV cache for generation: `batch` sequences of up to `capacity` positions (0:
@@ -249,6 +278,13 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
                             GPTKVCache<Scalar>& cache) const {
     return out_head_.forward(final_norm_.forward(trunk_cached(ids, cache).view()).view());
   }
+  /// forward(ids, cache) of padded sequences (see forward(ids, padding)): padding (B, S) flags
+  /// every token the cache will then hold, S = cache.size() + T, the cached ones first.
+  /// @throws as forward(ids, cache), and ShapeError if padding is not (B, S).
+  Tensor<Scalar, 3> forward(const TensorView<const Index, 2>& ids, GPTKVCache<Scalar>& cache,
+                            const TensorView<const bool, 2>& padding) const {
+    return out_head_.forward(final_norm_.forward(trunk_cached(ids, cache, padding).view()).view());
+  }
 
   /// forward(ids, cache) for the last position only: (B, vocab_size), out_head on one row per
   /// sequence. A decoding step (B = 1, T = 1) does no work outside attention that grows with
@@ -257,6 +293,12 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
                                  GPTKVCache<Scalar>& cache) const {
     require_tokens(ids);
     return last_logits(trunk_cached(ids, cache));
+  }
+  /// forward_last of forward(ids, cache, padding).
+  Tensor<Scalar, 2> forward_last(const TensorView<const Index, 2>& ids, GPTKVCache<Scalar>& cache,
+                                 const TensorView<const bool, 2>& padding) const {
+    require_tokens(ids);
+    return last_logits(trunk_cached(ids, cache, padding));
   }
 
  private:
@@ -332,9 +374,41 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     return x;
   }
 
+  /// The pos_emb rows of the T tokens after the first `cached` of padding (B, cached + T): a
+  /// sequence's real tokens count 0, 1, ... from its first; a pad takes row 0 (unused).
+  /// @throws ShapeError naming `who` unless padding is (B, cached + T).
+  static Tensor<Index, 2> padded_positions(const char* who,
+                                           const TensorView<const bool, 2>& padding, Index batch,
+                                           Index cached, Index T) {
+    if (padding.shape() != Shape<2>{batch, cached + T}) {
+      throw ShapeError(detail::concat(
+          who, ": padding has shape ", to_string(padding.shape()), " but must be (", batch, ", ",
+          cached + T, "): a flag for each of the ", cached, " cached and ", T, " new tokens"));
+    }
+    Tensor<Index, 2> positions({batch, T});
+    for (Index b = 0; b < batch; ++b) {
+      Index count = 0;
+      for (Index j = 0; j < cached + T; ++j) {
+        if (j >= cached) positions(b, j - cached) = padding(b, j) ? 0 : count;
+        if (!padding(b, j)) ++count;
+      }
+    }
+    return positions;
+  }
+
+  /// tok_emb(ids) + pos_emb(positions), positions (B, T) per token.
+  Tensor<Scalar, 3> embed_at(const TensorView<const Index, 2>& ids,
+                             const TensorView<const Index, 2>& positions) const {
+    Tensor<Scalar, 3> x = tok_emb_.forward(ids);
+    const Tensor<Scalar, 3> rows = pos_emb_.forward(positions);
+    for (Index i = 0; i < x.numel(); ++i) x.data()[i] += rows.data()[i];
+    return x;
+  }
+
   /// drop_emb, then the blocks: the hidden states before final_norm. Fills the cache's ids,
   /// drop_emb and blocks when given one.
-  Tensor<Scalar, 3> trunk(const TensorView<const Index, 2>& ids, Cache* cache) const {
+  Tensor<Scalar, 3> trunk(const TensorView<const Index, 2>& ids, Cache* cache,
+                          const TensorView<const bool, 2>& padding = {}) const {
     check_ids(ids);
     if (ids.size(1) > config_.context_length) {
       throw ShapeError(
@@ -345,8 +419,16 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     const bool drop = dropping();
     std::unique_lock<std::mutex> turn(mutex_.mutex, std::defer_lock);
     if (drop) turn.lock();
-    Tensor<Scalar, 3> x = embed(ids, 0);
+    LayerMask<Scalar> mask;
+    Tensor<Index, 2> positions;
+    if (padding.data() != nullptr) {
+      positions = padded_positions("GPTModel", padding, ids.size(0), 0, ids.size(1));
+      mask.key_padding = padding;
+    }
+    Tensor<Scalar, 3> x =
+        padding.data() != nullptr ? embed_at(ids, positions.view()) : embed(ids, 0);
     if (cache != nullptr) {
+      cache->positions = std::move(positions);
       cache->ids = Tensor<Index, 2>(ids);
       cache->drop_emb.reset();
       cache->blocks.resize(trf_blocks_.size());
@@ -359,7 +441,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
       const Block& block = trf_blocks_[l];
       // The block continues the model's sequence of draws and hands it back.
       if (drop) block.dropout_generator() = dropout_generator_;
-      x = cache != nullptr ? block.forward(x.view(), cache->blocks[l]) : block.forward(x.view());
+      x = cache != nullptr ? block.forward(x.view(), cache->blocks[l], mask)
+                           : block.forward(x.view(), mask);
       if (drop) dropout_generator_ = block.dropout_generator();
     }
     return x;
@@ -367,8 +450,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
 
   /// The blocks with their KV caches: the new positions' hidden states before final_norm.
   /// Checks everything before the first cache advances.
-  Tensor<Scalar, 3> trunk_cached(const TensorView<const Index, 2>& ids,
-                                 GPTKVCache<Scalar>& cache) const {
+  Tensor<Scalar, 3> trunk_cached(const TensorView<const Index, 2>& ids, GPTKVCache<Scalar>& cache,
+                                 const TensorView<const bool, 2>& padding = {}) const {
     if (dropping()) {
       throw std::invalid_argument(detail::concat(
           "GPTModel: forward with a KV cache is for generation, without dropout, but the model "
@@ -398,9 +481,18 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
                                              cache.capacity(), " positions and cannot take ", T,
                                              " more; reset() it or make a larger one"));
     }
-    Tensor<Scalar, 3> x = embed(ids, position0);
+    LayerMask<Scalar> mask;
+    Tensor<Scalar, 3> x;
+    if (padding.data() != nullptr) {
+      const auto positions =
+          padded_positions("GPTModel", padding, ids.size(0), position0, ids.size(1));
+      x = embed_at(ids, positions.view());
+      mask.key_padding = padding;
+    } else {
+      x = embed(ids, position0);
+    }
     for (std::size_t l = 0; l < trf_blocks_.size(); ++l) {
-      x = trf_blocks_[l].forward(x.view(), cache.layer(static_cast<Index>(l)));
+      x = trf_blocks_[l].forward(x.view(), cache.layer(static_cast<Index>(l)), mask);
     }
     return x;
   }

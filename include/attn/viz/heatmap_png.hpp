@@ -65,7 +65,7 @@ class Canvas {
     for (unsigned char c : text) {
       int advance = 0, bearing = 0;
       stbtt_GetCodepointHMetrics(&font_, c, &advance, &bearing);
-      width += static_cast<int>(std::lround(advance * scale));
+      width += static_cast<int>(std::lround(static_cast<float>(advance) * scale));
     }
     return width;
   }
@@ -91,7 +91,7 @@ class Canvas {
       stbtt_FreeBitmap(glyph, nullptr);
       int advance = 0, bearing = 0;
       stbtt_GetCodepointHMetrics(&font_, c, &advance, &bearing);
-      pen += static_cast<int>(std::lround(advance * scale));
+      pen += static_cast<int>(std::lround(static_cast<float>(advance) * scale));
     }
   }
 
