@@ -204,6 +204,36 @@ TEST(Generate, LeftPaddedBatchGivesEachPromptItsOwnTokens) {
                     {"padding has shape (2, 2)", "(2, 3)"});
 }
 
+TEST(Generate, RowsWithTheirOwnGeneratorsSampleAsAlone) {
+  // Sampling (temperature 0.9, top-k 5) with one generator per row: each row of a left-padded
+  // batch draws what its prompt draws alone from the same seed, cached or not.
+  const auto model = small_generation_gpt<double>();
+  const attn::Tensor<attn::Index, 2> ids({2, 3}, {4, 9, 1, 0, 7, 2});
+  attn::Tensor<bool, 2> padding({2, 3});
+  padding(1, 0) = true;
+  const attn::Tensor<attn::Index, 2> first({1, 3}, {4, 9, 1}), second({1, 2}, {7, 2});
+  attn::GenerationOptions options;
+  options.max_new_tokens = 6;
+  options.sampling.temperature = 0.9;
+  options.sampling.top_k = 5;
+  for (const bool cached : {true, false}) {
+    options.use_cache = cached;
+    std::vector<attn::Generator> generators{attn::Generator(11), attn::Generator(12)};
+    const auto batched = attn::generate(model, ids.view(), padding.view(), options, generators);
+    attn::Generator g11(11), g12(12);
+    const auto alone_first = generated_row(attn::generate(model, first.view(), options, g11), 0);
+    const auto alone_second = generated_row(attn::generate(model, second.view(), options, g12), 0);
+    const auto row0 = generated_row(batched, 0), row1 = generated_row(batched, 1);
+    EXPECT_EQ(std::vector<attn::Index>(row0.begin() + 3, row0.end()),
+              std::vector<attn::Index>(alone_first.begin() + 3, alone_first.end()));
+    EXPECT_EQ(std::vector<attn::Index>(row1.begin() + 3, row1.end()),
+              std::vector<attn::Index>(alone_second.begin() + 2, alone_second.end()));
+  }
+  std::vector<attn::Generator> one(1);
+  ATTN_EXPECT_ERROR(attn::generate(model, ids.view(), padding.view(), options, one),
+                    std::invalid_argument, {"1 generators for a batch of 2"});
+}
+
 TEST(Generate, PaddedForwardAndGradientsAreThoseOfTheSequenceAlone) {
   // forward(ids, padding): the real tokens take positions 0, 1, ... and see no pad, so their
   // logits, and the gradients of a loss on them, are the unpadded sequence's (float64, to

@@ -94,11 +94,12 @@ namespace detail {
 
 /// generate(), with the prompts' padding (B, T) when `padding` is given: the flags of the tokens
 /// the model sees (the last `context` ones) go with them, and generated tokens are not padding.
-template <typename Scalar>
+/// `choose(logits)` picks each step's tokens, (B, V) -> B ids.
+template <typename Scalar, typename Choose>
 Tensor<Index, 2> generate_tokens(const GPTModel<Scalar>& model,
                                  const TensorView<const Index, 2>& ids,
                                  const TensorView<const bool, 2>& padding,
-                                 const GenerationOptions& options, Generator& generator) {
+                                 const GenerationOptions& options, Choose&& choose) {
   const Index context = validated_context(model, ids, options);
   const bool padded = padding.data() != nullptr;
   if (padded && padding.shape() != ids.shape()) {
@@ -136,8 +137,7 @@ Tensor<Index, 2> generate_tokens(const GPTModel<Scalar>& model,
   };
   for (Index step = 0; step < options.max_new_tokens; ++step) {
     const Tensor<Scalar, 2> logits = next_logits();
-    const std::vector<Index> chosen =
-        next_tokens(TensorView<const Scalar, 2>(logits.view()), options.sampling, generator);
+    const std::vector<Index> chosen = choose(TensorView<const Scalar, 2>(logits.view()));
     if (options.eos_id && std::all_of(chosen.begin(), chosen.end(),
                                       [&](Index id) { return id == *options.eos_id; })) {
       break;
@@ -146,6 +146,18 @@ Tensor<Index, 2> generate_tokens(const GPTModel<Scalar>& model,
     sequence = append_column(sequence, chosen);
   }
   return sequence;
+}
+
+/// generate_tokens drawing every row from one generator.
+template <typename Scalar>
+Tensor<Index, 2> generate_tokens(const GPTModel<Scalar>& model,
+                                 const TensorView<const Index, 2>& ids,
+                                 const TensorView<const bool, 2>& padding,
+                                 const GenerationOptions& options, Generator& generator) {
+  return generate_tokens(model, ids, padding, options,
+                         [&](const TensorView<const Scalar, 2>& logits) {
+                           return next_tokens(logits, options.sampling, generator);
+                         });
 }
 
 }  // namespace detail
@@ -169,7 +181,8 @@ Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const 
 /// Face's GPT-2 batches them: padding (B, T), true = a pad token (any id). Each sequence sees
 /// its own tokens at their own positions (GPTModel::forward(ids, padding)), so greedy decoding
 /// gives each row the tokens its prompt gives alone. (Sampling draws the rows' tokens in turn
-/// from one generator, so a row's draws depend on the batch.)
+/// from one generator, so a row's draws depend on the batch; the overload with one generator
+/// per row samples each row as alone.)
 /// @throws as generate, and ShapeError if padding is not ids' shape.
 template <typename Scalar>
 Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
@@ -186,6 +199,31 @@ template <typename Scalar>
 Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
                           const GenerationOptions& options) {
   return generate(model, ids, {}, options);
+}
+
+/// generate() of a batch whose rows draw from their own generators, generators[b] for sequence
+/// b (padding as above, or empty): a row then samples what its prompt samples alone,
+/// generate(model, prompt, options, generators[b]), whatever else is in the batch.
+/// @throws std::invalid_argument unless there is one generator per sequence; otherwise as
+///         generate.
+template <typename Scalar>
+Tensor<Index, 2> generate(const GPTModel<Scalar>& model, const TensorView<const Index, 2>& ids,
+                          const TensorView<const bool, 2>& padding,
+                          const GenerationOptions& options, std::vector<Generator>& generators) {
+  if (static_cast<Index>(generators.size()) != ids.size(0)) {
+    throw std::invalid_argument(detail::concat("generate: ", generators.size(),
+                                               " generators for a batch of ", ids.size(0),
+                                               " sequences; one per sequence"));
+  }
+  return detail::generate_tokens(
+      model, ids, padding, options, [&](const TensorView<const Scalar, 2>& logits) {
+        std::vector<Index> chosen;
+        for (Index b = 0; b < logits.size(0); ++b) {
+          chosen.push_back(next_tokens(slice(logits, 0, b, b + 1), options.sampling,
+                                       generators[static_cast<std::size_t>(b)])[0]);
+        }
+        return chosen;
+      });
 }
 
 /// generate(model, ids, padding, options, generator) for greedy decoding, without a Generator.
