@@ -170,15 +170,37 @@ TEST(Generate, StopsAtEosWithoutAppendingIt) {
   EXPECT_EQ(streamed, (std::vector<attn::Index>{greedy(0, 2), greedy(0, 3)}));
 }
 
+/// Two prompts of different lengths, {4, 9, 1} and {7, 2}, batched with the shorter padded on
+/// the left (Hugging Face's way), and each alone.
+struct LeftPaddedPrompts {
+  attn::Tensor<attn::Index, 2> ids{{2, 3}, {4, 9, 1, 0, 7, 2}};
+  attn::Tensor<bool, 2> padding = [] {
+    attn::Tensor<bool, 2> flags({2, 3});
+    flags(1, 0) = true;
+    return flags;
+  }();
+  attn::Tensor<attn::Index, 2> first{{1, 3}, {4, 9, 1}}, second{{1, 2}, {7, 2}};
+
+  /// Each batched row's generated tokens are those its prompt generated alone.
+  void expect_rows_as_alone(const attn::Tensor<attn::Index, 2>& batched,
+                            const attn::Tensor<attn::Index, 2>& alone_first,
+                            const attn::Tensor<attn::Index, 2>& alone_second) const {
+    const auto generated = [](const attn::Tensor<attn::Index, 2>& out, attn::Index row,
+                              attn::Index prompt) {
+      const auto all = generated_row(out, row);
+      return std::vector<attn::Index>(all.begin() + prompt, all.end());
+    };
+    EXPECT_EQ(generated(batched, 0, 3), generated(alone_first, 0, 3));
+    EXPECT_EQ(generated(batched, 1, 3), generated(alone_second, 0, 2));
+  }
+};
+
 TEST(Generate, LeftPaddedBatchGivesEachPromptItsOwnTokens) {
   // Two prompts of different lengths, the shorter padded on the left (Hugging Face's way):
   // each row's generated tokens are those of its prompt alone, cached or not, and a window
   // that crops the context (context_size 4 < 3 + 5) does not change that.
   const auto model = small_generation_gpt<double>();
-  const attn::Tensor<attn::Index, 2> ids({2, 3}, {4, 9, 1, 0, 7, 2});
-  attn::Tensor<bool, 2> padding({2, 3});
-  padding(1, 0) = true;
-  const attn::Tensor<attn::Index, 2> first({1, 3}, {4, 9, 1}), second({1, 2}, {7, 2});
+  const LeftPaddedPrompts prompts;
   for (const attn::Index context : {0, 4}) {
     for (const bool cached : {true, false}) {
       SCOPED_TRACE(std::string(cached ? "cached" : "uncached") + ", context_size " +
@@ -187,31 +209,24 @@ TEST(Generate, LeftPaddedBatchGivesEachPromptItsOwnTokens) {
       options.max_new_tokens = 5;
       options.use_cache = cached;
       options.context_size = context;
-      const auto batched = attn::generate(model, ids.view(), padding.view(), options);
-      const auto alone_first = generated_row(attn::generate(model, first.view(), options), 0);
-      const auto alone_second = generated_row(attn::generate(model, second.view(), options), 0);
-      const auto row0 = generated_row(batched, 0), row1 = generated_row(batched, 1);
-      EXPECT_EQ(std::vector<attn::Index>(row0.begin() + 3, row0.end()),
-                std::vector<attn::Index>(alone_first.begin() + 3, alone_first.end()));
-      EXPECT_EQ(std::vector<attn::Index>(row1.begin() + 3, row1.end()),
-                std::vector<attn::Index>(alone_second.begin() + 2, alone_second.end()));
+      prompts.expect_rows_as_alone(
+          attn::generate(model, prompts.ids.view(), prompts.padding.view(), options),
+          attn::generate(model, prompts.first.view(), options),
+          attn::generate(model, prompts.second.view(), options));
     }
   }
   attn::Tensor<bool, 2> wrong({2, 2});
   attn::GenerationOptions options;
   options.max_new_tokens = 1;
-  ATTN_EXPECT_ERROR(attn::generate(model, ids.view(), wrong.view(), options), attn::ShapeError,
-                    {"padding has shape (2, 2)", "(2, 3)"});
+  ATTN_EXPECT_ERROR(attn::generate(model, prompts.ids.view(), wrong.view(), options),
+                    attn::ShapeError, {"padding has shape (2, 2)", "(2, 3)"});
 }
 
 TEST(Generate, RowsWithTheirOwnGeneratorsSampleAsAlone) {
   // Sampling (temperature 0.9, top-k 5) with one generator per row: each row of a left-padded
   // batch draws what its prompt draws alone from the same seed, cached or not.
   const auto model = small_generation_gpt<double>();
-  const attn::Tensor<attn::Index, 2> ids({2, 3}, {4, 9, 1, 0, 7, 2});
-  attn::Tensor<bool, 2> padding({2, 3});
-  padding(1, 0) = true;
-  const attn::Tensor<attn::Index, 2> first({1, 3}, {4, 9, 1}), second({1, 2}, {7, 2});
+  const LeftPaddedPrompts prompts;
   attn::GenerationOptions options;
   options.max_new_tokens = 6;
   options.sampling.temperature = 0.9;
@@ -219,18 +234,14 @@ TEST(Generate, RowsWithTheirOwnGeneratorsSampleAsAlone) {
   for (const bool cached : {true, false}) {
     options.use_cache = cached;
     std::vector<attn::Generator> generators{attn::Generator(11), attn::Generator(12)};
-    const auto batched = attn::generate(model, ids.view(), padding.view(), options, generators);
     attn::Generator g11(11), g12(12);
-    const auto alone_first = generated_row(attn::generate(model, first.view(), options, g11), 0);
-    const auto alone_second = generated_row(attn::generate(model, second.view(), options, g12), 0);
-    const auto row0 = generated_row(batched, 0), row1 = generated_row(batched, 1);
-    EXPECT_EQ(std::vector<attn::Index>(row0.begin() + 3, row0.end()),
-              std::vector<attn::Index>(alone_first.begin() + 3, alone_first.end()));
-    EXPECT_EQ(std::vector<attn::Index>(row1.begin() + 3, row1.end()),
-              std::vector<attn::Index>(alone_second.begin() + 2, alone_second.end()));
+    prompts.expect_rows_as_alone(
+        attn::generate(model, prompts.ids.view(), prompts.padding.view(), options, generators),
+        attn::generate(model, prompts.first.view(), options, g11),
+        attn::generate(model, prompts.second.view(), options, g12));
   }
   std::vector<attn::Generator> one(1);
-  ATTN_EXPECT_ERROR(attn::generate(model, ids.view(), padding.view(), options, one),
+  ATTN_EXPECT_ERROR(attn::generate(model, prompts.ids.view(), prompts.padding.view(), options, one),
                     std::invalid_argument, {"1 generators for a batch of 2"});
 }
 

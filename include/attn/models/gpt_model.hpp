@@ -374,18 +374,22 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     return x;
   }
 
-  /// The pos_emb rows of the T tokens after the first `cached` of padding (B, cached + T): a
-  /// sequence's real tokens count 0, 1, ... from its first; a pad takes row 0 (unused).
-  /// @throws ShapeError naming `who` unless padding is (B, cached + T).
-  static Tensor<Index, 2> padded_positions(const char* who,
-                                           const TensorView<const bool, 2>& padding, Index batch,
-                                           Index cached, Index T) {
+  /// embed() of the T tokens after the first `cached` of a sequence, with padding (B, cached +
+  /// T) when given (else empty): then a sequence's real tokens take the pos_emb rows 0, 1, ...
+  /// from its first (a pad takes row 0, unused), written to `positions`, and `mask` gets the
+  /// padding the blocks apply.
+  /// @throws ShapeError unless padding is (B, cached + T).
+  Tensor<Scalar, 3> embed_padded(const TensorView<const Index, 2>& ids,
+                                 const TensorView<const bool, 2>& padding, Index cached,
+                                 LayerMask<Scalar>& mask, Tensor<Index, 2>& positions) const {
+    if (padding.data() == nullptr) return embed(ids, cached);
+    const Index batch = ids.size(0), T = ids.size(1);
     if (padding.shape() != Shape<2>{batch, cached + T}) {
       throw ShapeError(detail::concat(
-          who, ": padding has shape ", to_string(padding.shape()), " but must be (", batch, ", ",
+          "GPTModel: padding has shape ", to_string(padding.shape()), " but must be (", batch, ", ",
           cached + T, "): a flag for each of the ", cached, " cached and ", T, " new tokens"));
     }
-    Tensor<Index, 2> positions({batch, T});
+    positions = Tensor<Index, 2>({batch, T});
     for (Index b = 0; b < batch; ++b) {
       Index count = 0;
       for (Index j = 0; j < cached + T; ++j) {
@@ -393,14 +397,9 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
         if (!padding(b, j)) ++count;
       }
     }
-    return positions;
-  }
-
-  /// tok_emb(ids) + pos_emb(positions), positions (B, T) per token.
-  Tensor<Scalar, 3> embed_at(const TensorView<const Index, 2>& ids,
-                             const TensorView<const Index, 2>& positions) const {
+    mask.key_padding = padding;
     Tensor<Scalar, 3> x = tok_emb_.forward(ids);
-    const Tensor<Scalar, 3> rows = pos_emb_.forward(positions);
+    const Tensor<Scalar, 3> rows = pos_emb_.forward(positions.view());
     for (Index i = 0; i < x.numel(); ++i) x.data()[i] += rows.data()[i];
     return x;
   }
@@ -421,12 +420,7 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
     if (drop) turn.lock();
     LayerMask<Scalar> mask;
     Tensor<Index, 2> positions;
-    if (padding.data() != nullptr) {
-      positions = padded_positions("GPTModel", padding, ids.size(0), 0, ids.size(1));
-      mask.key_padding = padding;
-    }
-    Tensor<Scalar, 3> x =
-        padding.data() != nullptr ? embed_at(ids, positions.view()) : embed(ids, 0);
+    Tensor<Scalar, 3> x = embed_padded(ids, padding, 0, mask, positions);
     if (cache != nullptr) {
       cache->positions = std::move(positions);
       cache->ids = Tensor<Index, 2>(ids);
@@ -482,15 +476,8 @@ class GPTModel : public StateVisitable<GPTModel<ScalarType>> {
                                              " more; reset() it or make a larger one"));
     }
     LayerMask<Scalar> mask;
-    Tensor<Scalar, 3> x;
-    if (padding.data() != nullptr) {
-      const auto positions =
-          padded_positions("GPTModel", padding, ids.size(0), position0, ids.size(1));
-      x = embed_at(ids, positions.view());
-      mask.key_padding = padding;
-    } else {
-      x = embed(ids, position0);
-    }
+    Tensor<Index, 2> positions;
+    Tensor<Scalar, 3> x = embed_padded(ids, padding, position0, mask, positions);
     for (std::size_t l = 0; l < trf_blocks_.size(); ++l) {
       x = trf_blocks_[l].forward(x.view(), cache.layer(static_cast<Index>(l)), mask);
     }
